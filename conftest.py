@@ -1,0 +1,1 @@
+"""Repository conftest: the plugin's own tests use pytester inner sessions (enabled in pyproject)."""

@@ -1,0 +1,14 @@
+"""Adapter SDK installed inside every model image: ``ModelAdapter`` and its HTTP server.
+
+This package imports nothing from the rest of pytest-vdbench and depends on numpy only, so it
+installs into Python 3.8-3.13 images next to any framework (TensorFlow, PyTorch, JAX...).
+"""
+
+from __future__ import annotations
+
+from pytest_vdbench.adapter.base import ModelAdapter
+from pytest_vdbench.adapter.codec import decode_safetensors, encode_safetensors
+
+__all__ = ["ModelAdapter", "decode_safetensors", "encode_safetensors", "SDK_VERSION"]
+
+SDK_VERSION = "1"

@@ -1,0 +1,437 @@
+"""Model manifests: YAML -> frozen, typed, variant-resolved ``ModelSpec`` objects (no Docker here)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+try:  # libyaml keeps collection of hundreds of manifests fast
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+__all__ = [
+    "ManifestError",
+    "Manifest",
+    "ModelSpec",
+    "Case",
+    "load_manifest",
+    "discover_manifests",
+    "parse_bytes",
+    "parse_seconds",
+]
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_BYTES_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SECONDS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_bytes(value: Any) -> int:
+    """Parse ``512m``, ``2g``, ``1.5GiB``, ``4096`` (docker's units, powers of 1024) to bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as 512m or 2g, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"size must not be negative, got {value!r}")
+        return int(value)
+    match = _BYTES_RE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a size such as 512m, 2g or 1.5GiB, got {value!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_seconds(value: Any) -> float:
+    """Parse ``90``, ``90s``, ``5m``, ``250ms`` to seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s or 5m, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _SECONDS_RE.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as 30s, 5m or 250ms, got {value!r}")
+        seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+Bytes = Annotated[int, BeforeValidator(parse_bytes)]
+Seconds = Annotated[float, BeforeValidator(parse_seconds)]
+_NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ImageSpec(_Frozen):
+    """Where the model's image comes from."""
+
+    context: str = Field(description="build context: relative to the project root, or to the manifest if it starts with '.'")
+    dockerfile: str = Field("Dockerfile", description="Dockerfile inside the context")
+    base: str = Field("bookworm", description="vdbench base (bookworm, bullseye, torch-cpu) or any image reference")
+    args: dict[str, str] = Field(default_factory=dict, description="extra docker build args")
+
+
+class Resources(_Frozen):
+    """Limits the container runs under (and what the host must offer)."""
+
+    cpus: float = Field(1.0, gt=0, le=512, description="CPU limit (docker nano_cpus)")
+    memory: Bytes = Field(2 * 1024**3, description="memory limit, e.g. 2g")
+    shm: Bytes = Field(64 * 1024**2, description="/dev/shm size")
+    gpus: int = Field(0, ge=0, le=64, description="number of GPUs")
+    gpu_memory: Bytes = Field(0, description="GPU memory per GPU the model needs")
+    pids: int = Field(1024, ge=16, description="pids limit")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_floor(cls, value: int) -> int:
+        if value < 6 * 1024**2:
+            raise ValueError(f"memory limit {value} bytes is below docker's 6 MiB minimum")
+        return value
+
+
+class Timeouts(_Frozen):
+    """How long the harness waits."""
+
+    startup: Seconds = Field(120.0, description="container start to ready")
+    generate: Seconds = Field(300.0, description="one generate request")
+    fit: Seconds = Field(900.0, description="one fit request (tabular)")
+
+
+class Budgets(_Frozen):
+    """Limits a healthy model stays within; exceeding one fails test_budget."""
+
+    generate_seconds: Seconds | None = Field(None, description="median generation latency")
+    startup_seconds: Seconds | None = Field(None, description="container start to ready")
+    fit_seconds: Seconds | None = Field(None, description="tabular fit time")
+    peak_memory: Bytes | None = Field(None, description="peak container memory")
+
+
+class Bound(_Frozen):
+    """A threshold on a quality metric."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+Dtype = Literal["float16", "float32", "float64", "uint8", "int32", "int64", "bool"]
+
+
+class Expect(_Frozen):
+    """What a correct output looks like."""
+
+    shape: list[int | None] | None = Field(None, description="exact shape; null entries match any size")
+    dtype: Dtype | None = None
+    range: tuple[float, float] | None = Field(None, description="[low, high] every value lies in")
+    finite: bool = True
+    deterministic: bool = Field(True, description="same seed twice gives identical output")
+    determinism_atol: float = Field(0.0, ge=0)
+    budgets: Budgets = Field(default_factory=Budgets)
+    quality: dict[str, Bound] = Field(default_factory=dict, description="metric name -> {min, max}")
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, value: list[int | None] | None) -> list[int | None] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("shape must have at least one dimension")
+            bad = [d for d in value if d is not None and d <= 0]
+            if bad:
+                raise ValueError(f"dimensions must be positive, got {bad}")
+        return value
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"range low {value[0]} is greater than high {value[1]}")
+        return value
+
+
+class Case(_Frozen):
+    """One generation request (video: prompt; tabular: fit on a dataset, then sample rows)."""
+
+    id: str = Field(pattern=_NAME)
+    prompt: str = ""
+    seed: int | None = 0
+    params: dict[str, Any] = Field(default_factory=dict, description="passed to generate(**params)")
+    dataset: str | None = Field(None, description="tabular: CSV relative to the manifest")
+    fit: dict[str, Any] = Field(default_factory=dict, description="tabular: fit hyper-parameters")
+    expect: dict[str, Any] = Field(default_factory=dict, description="overrides of the model's expect")
+
+
+class Weights(_Frozen):
+    """A checkpoint the model needs from the Hugging Face cache."""
+
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    revision: str | None = None
+
+
+class Requires(_Frozen):
+    """What the host must provide; missing pieces skip the model with a reason."""
+
+    gpu: bool = False
+    weights: list[Weights] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list, description="environment variables (e.g. API keys)")
+
+
+class Manifest(_Frozen):
+    """One model (variant) after variant overrides are merged."""
+
+    name: str = Field(pattern=_NAME)
+    modality: Literal["video", "tabular"]
+    description: str = ""
+    adapter: str = Field(pattern=r"^[\w./-]+(\.py)?:[A-Za-z_]\w*$", description="module:Class")
+    options: dict[str, Any] = Field(default_factory=dict, description="adapter constructor kwargs")
+    env: dict[str, str] = Field(default_factory=dict, description="container environment")
+    image: ImageSpec
+    resources: Resources = Field(default_factory=Resources)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    requires: Requires = Field(default_factory=Requires)
+    expect: Expect = Field(default_factory=Expect)
+    cases: list[Case] = Field(min_length=1)
+    rounds: int = Field(3, ge=1, le=1000, description="timed generation rounds")
+    warmup_rounds: int = Field(1, ge=0, le=100)
+    variants: dict[str, Any] = Field(default_factory=dict, description="name -> overrides")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        ids = [c.id for c in self.cases]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"case ids must be unique, repeated: {dupes}")
+        if self.resources.gpus and not self.requires.gpu:
+            raise ValueError("resources.gpus > 0 needs requires.gpu: true")
+        if self.modality == "tabular":
+            missing = [c.id for c in self.cases if c.dataset is None]
+            if missing:
+                raise ValueError(f"tabular cases need a dataset: {missing}")
+        for case in self.cases:
+            try:
+                Expect.model_validate({**self.expect.model_dump(exclude_unset=True), **case.expect})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                raise ValueError(f"case {case.id!r}: expect.{loc}: {err['msg']}") from None
+        return self
+
+    def case_expect(self, case: Case) -> Expect:
+        """The model's expectations with the case's overrides applied."""
+        if not case.expect:
+            return self.expect
+        merged = _deep_merge(self.expect.model_dump(exclude_unset=True), case.expect)
+        return Expect.model_validate(merged)
+
+
+class ManifestError(Exception):
+    """A manifest problem, already worded as ``file:line: key: message`` lines."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated (model, variant) pair: what one container runs."""
+
+    path: Path
+    variant: str
+    manifest: Manifest
+    manifest_sha256: str
+    root: Path
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def id(self) -> str:
+        """Test id part, e.g. ``cogvideox-tiny`` (just the name when there are no variants)."""
+        return self.manifest.name if self.variant == "default" else f"{self.manifest.name}-{self.variant}"
+
+    @property
+    def context_dir(self) -> Path:
+        ctx = self.manifest.image.context
+        base = self.path.parent if ctx.startswith(".") else self.root
+        return (base / ctx).resolve()
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the manifest (datasets, ...) relative to the manifest's folder."""
+        return (self.path.parent / relative).resolve()
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _line_of(text: str, path: Sequence[str | int]) -> int | None:
+    """The 1-based line of ``path`` in the YAML ``text`` (the deepest part that exists)."""
+    try:
+        node: yaml.Node | None = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    line = 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if str(key_node.value) == str(part):
+                    line, node = key_node.start_mark.line + 1, value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _describe(err: Mapping[str, Any], model: type[BaseModel]) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    loc = [str(p) for p in err["loc"]]
+    if err["type"] == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        import difflib
+
+        close = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown key {loc[-1]!r}{hint} (valid keys: {', '.join(allowed)})"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if "input" in err and "got" not in msg and not isinstance(err["input"], (dict, list)):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
+    """Field names of the nested model at ``loc`` (for 'valid keys' hints)."""
+    current: Any = model
+    for part in loc:
+        if part.isdigit():
+            continue
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            return []
+        annotation = info.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+        else:
+            return []
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _problem(path: Path, text: str, loc: Sequence[str | int], message: str) -> str:
+    line = _line_of(text, loc)
+    where = f"{path}:{line}" if line else str(path)
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    return f"{where}: {key}: {message}"
+
+
+def load_manifest(path: Path, root: Path) -> list[ModelSpec]:
+    """Parse and validate one manifest into one ``ModelSpec`` per variant (sorted by variant).
+
+    Raises :class:`ManifestError` with every problem as ``file:line: key: message``.
+    """
+    try:
+        raw_bytes = path.read_bytes()
+        text = raw_bytes.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([f"{path}: cannot read manifest: {exc}"]) from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - CSafeLoader/SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ManifestError([f"{where}: invalid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ManifestError([f"{path}:1: (top level): a manifest must be a mapping, got {type(data).__name__}"])
+    variants = data.get("variants", {}) or {}
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) or v is None for v in variants.values()):
+        raise ManifestError([_problem(path, text, ["variants"], "must map variant names to override mappings")])
+    bad_names = [n for n in variants if not re.match(_NAME, str(n))]
+    if bad_names:
+        raise ManifestError([_problem(path, text, ["variants", str(bad_names[0])], f"variant name must match {_NAME}")])
+    digest = hashlib.sha256(raw_bytes).hexdigest()
+    base = {k: v for k, v in data.items() if k != "variants"}
+    specs: list[ModelSpec] = []
+    problems: list[str] = []
+    for variant in sorted(variants) or ["default"]:
+        override = variants.get(variant) or {}
+        if "variants" in override or "name" in override:
+            key = "variants" if "variants" in override else "name"
+            problems.append(_problem(path, text, ["variants", variant, key], "cannot be overridden in a variant"))
+            continue
+        merged = _deep_merge(base, override)
+        merged["variants"] = {k: None for k in variants}
+        try:
+            manifest = Manifest.model_validate(merged)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = list(err["loc"])
+                in_override = _has_path(override, loc)
+                full_loc: list[str | int] = (["variants", variant] if in_override else []) + loc
+                problems.append(_problem(path, text, full_loc, _describe(err, Manifest)))
+            continue
+        specs.append(ModelSpec(path=path, variant=variant, manifest=manifest, manifest_sha256=digest, root=root, raw=merged))
+    if problems:
+        raise ManifestError(list(dict.fromkeys(problems)))
+    return specs
+
+
+def _has_path(data: Any, loc: Sequence[str | int]) -> bool:
+    if not loc:
+        return False
+    current = data
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            current = current[part]
+        else:
+            return False
+    return True
+
+
+def discover_manifests(paths: Iterable[Path]) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` under ``paths`` (files are taken as they are), sorted, unique."""
+    found: set[Path] = set()
+    for path in paths:
+        if path.is_file():
+            found.add(path.resolve())
+            continue
+        for pattern in ("*.yaml", "*.yml"):
+            for candidate in path.rglob(pattern):
+                rel = candidate.relative_to(path).parts
+                if not any(part.startswith((".", "_")) for part in rel):
+                    found.add(candidate.resolve())
+    return sorted(found)

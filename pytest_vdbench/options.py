@@ -1,0 +1,85 @@
+"""Command-line and ini options (group ``vdbench``); values are checked when parsed."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["RUNTIMES", "VdbenchOptions", "addoption"]
+
+RUNTIMES = ("docker", "process")
+
+
+def parse_runtime(value: str) -> str:
+    if value not in RUNTIMES:
+        raise argparse.ArgumentTypeError(f"unknown runtime {value!r}; valid runtimes: {', '.join(RUNTIMES)}")
+    return value
+
+
+def addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vdbench", "vdbench: benchmark and validate containerised generative models")
+    group.addoption("--vdbench", action="store_true", default=False,
+                    help="Collect and run the model suites (without it the plugin does nothing).")
+    group.addoption("--vdbench-suite", action="append", default=[], metavar="PATH",
+                    help="Suite directory or manifest file; repeatable. Default: ini vdbench_suites or 'model_suites'.")
+    group.addoption("--vdbench-model", action="append", default=[], metavar="NAME",
+                    help="Only models whose name or id (name-variant) matches NAME (a glob); repeatable.")
+    group.addoption("--vdbench-variant", action="append", default=[], metavar="NAME",
+                    help="Only these variants (e.g. tiny); repeatable. Default: all variants.")
+    group.addoption("--vdbench-runtime", type=parse_runtime, default=None, metavar="RUNTIME",
+                    help="Where models run: docker or process. Default: ini vdbench_runtime, else docker, "
+                         "falling back to process (with a notice) when no Docker engine answers.")
+    group.addoption("--vdbench-report", default=None, metavar="DIR",
+                    help="Write report.json and report.md for the run into DIR. Default: ini vdbench_report or none.")
+    parser.addini("vdbench_suites", "Suite directories or manifests (default: model_suites).", type="paths", default=[])
+    parser.addini("vdbench_runtime", "Default runtime: docker or process.", default="")
+    parser.addini("vdbench_report", "Default report directory.", default="")
+
+
+@dataclass(frozen=True)
+class VdbenchOptions:
+    """The options of one run, validated."""
+
+    enabled: bool
+    suites: tuple[Path, ...]
+    models: tuple[str, ...]
+    variants: tuple[str, ...]
+    runtime: str | None
+    runtime_explicit: bool
+    report_dir: Path | None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> VdbenchOptions:
+        root = config.rootpath
+        suites = [Path(p) for p in config.getoption("vdbench_suite")]
+        if not suites:
+            suites = [Path(p) for p in config.getini("vdbench_suites")] or [root / "model_suites"]
+        suites = [p if p.is_absolute() else Path(config.invocation_params.dir) / p for p in suites]
+        enabled = bool(config.getoption("vdbench"))
+        if enabled:
+            missing = [str(p) for p in suites if not p.exists()]
+            if missing:
+                raise pytest.UsageError(
+                    f"--vdbench-suite: {', '.join(missing)} does not exist; give a suite directory or a manifest file"
+                )
+        runtime = config.getoption("vdbench_runtime")
+        explicit = runtime is not None
+        if runtime is None:
+            ini = str(config.getini("vdbench_runtime") or "")
+            if ini:
+                if ini not in RUNTIMES:
+                    raise pytest.UsageError(f"ini vdbench_runtime = {ini!r} is not one of {', '.join(RUNTIMES)}")
+                runtime, explicit = ini, True
+        report = config.getoption("vdbench_report") or str(config.getini("vdbench_report") or "") or None
+        return cls(
+            enabled=enabled,
+            suites=tuple(suites),
+            models=tuple(config.getoption("vdbench_model")),
+            variants=tuple(config.getoption("vdbench_variant")),
+            runtime=runtime,
+            runtime_explicit=explicit,
+            report_dir=Path(report) if report else None,
+        )

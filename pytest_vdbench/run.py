@@ -1,0 +1,126 @@
+"""``ModelRun``: one model (variant) for the whole run: its image, its instance, its outputs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_vdbench.client import AdapterClient, AdapterError, Generation
+from pytest_vdbench.manifest import Case, ModelSpec
+from pytest_vdbench.runtime import BuildInfo, Instance, ResourceUsage, Runtime, StartupError
+
+__all__ = ["ModelRun", "ModelNotReady"]
+
+
+class ModelNotReady(Exception):
+    """Raised to every test of a model whose image build or startup failed."""
+
+
+@dataclass
+class CaseResult:
+    """What the harness saw for one case (kept for the report)."""
+
+    generation: Generation | None = None
+    latencies: list[float] = field(default_factory=list)
+    fit_seconds: float | None = None
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class ModelRun:
+    """Builds and starts a model at most once and remembers what happened.
+
+    Failures are remembered too: after a failed build or startup every later test of the model
+    fails at once with the same cause instead of retrying for minutes.
+    """
+
+    def __init__(self, spec: ModelSpec, runtime: Runtime) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        self.build: BuildInfo | None = None
+        self.build_error: str | None = None
+        self.instance: Instance | None = None
+        self.startup_error: StartupError | None = None
+        self.metadata: dict[str, Any] = {}
+        self.cases: dict[str, CaseResult] = {}
+        self.final_usage: ResourceUsage | None = None
+        self.skip_reason: str | None = None
+        self.started_at: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def ensure_built(self) -> BuildInfo:
+        if self.build is None and self.build_error is None:
+            try:
+                self.build = self.runtime.prepare(self.spec)
+            except Exception as exc:  # noqa: BLE001 - remembered and reported by every test
+                self.build_error = f"image build for {self.spec.id} failed: {exc}"
+        if self.build_error:
+            raise ModelNotReady(self.build_error)
+        assert self.build is not None
+        return self.build
+
+    def ensure_started(self) -> Instance:
+        if self.instance is None and self.startup_error is None:
+            self.ensure_built()
+            self.started_at = time.time()
+            try:
+                self.instance = self.runtime.start(self.spec)
+            except StartupError as exc:
+                self.startup_error = exc
+        if self.startup_error is not None:
+            raise ModelNotReady(str(self.startup_error))
+        assert self.instance is not None
+        return self.instance
+
+    @property
+    def started(self) -> bool:
+        return self.instance is not None
+
+    @property
+    def client(self) -> AdapterClient:
+        instance = self.ensure_started()
+        return AdapterClient(instance.endpoint, timeout=self.spec.manifest.timeouts.generate)
+
+    def logs(self, tail: int = 80) -> str:
+        return self.instance.logs(tail) if self.instance is not None else ""
+
+    def usage(self) -> ResourceUsage | None:
+        if self.final_usage is not None:
+            return self.final_usage
+        return self.instance.usage() if self.instance is not None else None
+
+    def stop(self) -> None:
+        if self.instance is not None and self.final_usage is None:
+            self.final_usage = self.instance.stop()
+
+    # -- generation ------------------------------------------------------------------------
+    def case_result(self, case: Case) -> CaseResult:
+        return self.cases.setdefault(case.id, CaseResult())
+
+    def generate(self, case: Case) -> Generation:
+        """One generate call for ``case``; the first output is kept for later tests."""
+        client = self.client
+        try:
+            gen = client.generate(case.prompt, seed=case.seed, params=case.params)
+        except AdapterError as exc:
+            self.case_result(case).error = str(exc)
+            raise
+        result = self.case_result(case)
+        result.latencies.append(gen.server_seconds)
+        if result.generation is None:
+            result.generation = gen
+        return gen
+
+    def first_output(self, case: Case) -> Generation:
+        """The case's first output, generating it if no test did yet."""
+        result = self.case_result(case)
+        if result.generation is None:
+            self.generate(case)
+        assert result.generation is not None
+        return result.generation
+
+    def median_latency(self, case: Case) -> float | None:
+        lat = self.case_result(case).latencies
+        return statistics.median(lat) if lat else None

@@ -1,0 +1,280 @@
+"""The ``docker`` runtime: content-addressed images, testcontainers under the manifest's limits.
+
+Ports are published on 127.0.0.1 only and the harness talks to 127.0.0.1 only. Containers run
+hardened (non-root, no capabilities, no-new-privileges, read-only root filesystem, pids limit),
+are labelled with the run id and are always removed: on stop, and by a sweep at session end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_vdbench.client import AdapterClient
+from pytest_vdbench.host import hf_cache_dir
+from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, StartupError, wait_ready
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled offline
+os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")  # never the docker0 gateway
+
+from testcontainers.core.config import testcontainers_config  # noqa: E402
+from testcontainers.core.container import DockerContainer  # noqa: E402
+from testcontainers.core.waiting_utils import WaitStrategy  # noqa: E402
+
+__all__ = ["DockerRuntime", "DockerInstance", "docker_unavailable", "LABEL_RUN", "LABEL_MODEL"]
+
+LABEL_RUN = "org.vdbench.run"
+LABEL_MODEL = "org.vdbench.model"
+PORT = 8080
+
+
+def docker_unavailable() -> str | None:
+    """None when a Docker engine answers; otherwise why not, worded for a skip or notice."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - DockerException, connection errors, missing socket
+        return f"no Docker engine answers at {os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')} ({type(exc).__name__}); start one with scripts/start-docker.sh"
+    return None
+
+
+class AdapterReadyWait(WaitStrategy):
+    """Wait for the vdbench readiness endpoint; fail fast when load() failed or the container died."""
+
+    def __init__(self, instance: DockerInstance, timeout: float) -> None:
+        super().__init__()
+        self.instance = instance
+        self.with_startup_timeout(timeout)
+
+    def wait_until_ready(self, container: Any) -> None:
+        inst = self.instance
+        port = int(container.get_exposed_port(PORT))
+        inst.endpoint = Endpoint("127.0.0.1", port)
+        wait_ready(AdapterClient(inst.endpoint, timeout=5.0).ready, timeout=self._startup_timeout,
+                   alive=inst.exited, logs=inst.logs, what=f"container of {inst.spec.id}")
+
+
+class DockerInstance:
+    """One model container: started, sampled for memory/CPU, inspected and removed on stop."""
+
+    def __init__(self, spec: ModelSpec, image: str, run_id: str) -> None:
+        self.spec = spec
+        self.endpoint = Endpoint("127.0.0.1", 0)
+        self.startup_seconds = 0.0
+        self._final: ResourceUsage | None = None
+        self._samples: list[int] = []
+        self._max_usage = 0
+        self._cpu0: tuple[float, float] | None = None
+        self._stop_sampling = threading.Event()
+        m = spec.manifest
+        r = m.resources
+        env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options), **m.env}
+        self.container = (
+            DockerContainer(image)
+            .with_command(["python", "-m", "pytest_vdbench.adapter", "serve", m.adapter, "--host", "0.0.0.0", "--port", str(PORT)])
+            .with_envs(**env)
+            .with_kwargs(
+                labels={LABEL_RUN: run_id, LABEL_MODEL: spec.id},
+                mem_limit=r.memory,
+                memswap_limit=r.memory,  # no swap: exceeding the limit is an OOM kill, not a slowdown
+                nano_cpus=int(r.cpus * 1e9),
+                shm_size=r.shm,
+                pids_limit=r.pids,
+                user="10001:10001",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                read_only=True,
+            )
+            .with_tmpfs_mount("/tmp", "size=1g")
+        )
+        self.container.ports[f"{PORT}/tcp"] = ("127.0.0.1", None)
+        if r.gpus:
+            import docker.types
+
+            self.container.with_kwargs(device_requests=[docker.types.DeviceRequest(count=r.gpus, capabilities=[["gpu"]])])
+        if m.requires.weights:
+            self.container.with_volume_mapping(str(hf_cache_dir()), "/hf-cache", "ro")
+            self.container.with_envs(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
+        self.container.waiting_for(AdapterReadyWait(self, m.timeouts.startup))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        t0 = time.monotonic()
+        try:
+            self.container.start()
+        except StartupError:
+            self.stop()
+            raise
+        except Exception as exc:
+            logs = self.logs()
+            self.stop()
+            raise StartupError(f"container of {self.spec.id} could not start: {exc}", logs) from exc
+        self.startup_seconds = time.monotonic() - t0
+        self._cpu0 = self._cpu_now()
+        threading.Thread(target=self._sample, name=f"vdbench-stats-{self.spec.id}", daemon=True).start()
+
+    def _wrapped(self) -> Any:
+        return self.container.get_wrapped_container()
+
+    def exited(self) -> str | None:
+        wrapped = self._wrapped()
+        if wrapped is None:
+            return None
+        try:
+            wrapped.reload()
+        except Exception as exc:  # noqa: BLE001 - container vanished
+            return f"container is gone ({exc})"
+        state = wrapped.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            why = "OOM-killed" if state.get("OOMKilled") else f"exit code {state.get('ExitCode')}"
+            return why
+        return None
+
+    def logs(self, tail: int = 200) -> str:
+        wrapped = self._wrapped()
+        if wrapped is None:
+            return ""
+        try:
+            return bytes(wrapped.logs(tail=tail)).decode(errors="replace")
+        except Exception:  # noqa: BLE001 - removed already
+            return ""
+
+    # -- measurements ----------------------------------------------------------------------
+    def _stats(self) -> dict[str, Any]:
+        try:
+            return dict(self._wrapped().stats(stream=False, one_shot=True))
+        except Exception:  # noqa: BLE001 - container stopped between samples
+            return {}
+
+    def _cpu_now(self) -> tuple[float, float] | None:
+        usage = self._stats().get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage")
+        return (float(usage) / 1e9, time.monotonic()) if usage is not None else None
+
+    def _sample(self) -> None:
+        while not self._stop_sampling.wait(0.5):
+            mem = self._stats().get("memory_stats", {})
+            if "usage" in mem:
+                self._samples.append(int(mem["usage"]))
+            self._max_usage = max(self._max_usage, int(mem.get("max_usage", 0)))
+
+    def usage(self) -> ResourceUsage:
+        if self._final is not None:
+            return self._final
+        stats = self._stats()
+        mem = stats.get("memory_stats", {})
+        peak = max(self._max_usage, int(mem.get("max_usage", 0)), *self._samples, int(mem.get("usage", 0)))
+        cpu = None
+        now = self._cpu_now()
+        if self._cpu0 and now and now[1] > self._cpu0[1]:
+            cpu = 100.0 * (now[0] - self._cpu0[0]) / (now[1] - self._cpu0[1])
+        state: dict[str, Any] = {}
+        wrapped = self._wrapped()
+        if wrapped is not None:
+            try:
+                wrapped.reload()
+                state = wrapped.attrs.get("State", {})
+            except Exception:  # noqa: BLE001
+                state = {}
+        running = state.get("Status") == "running"
+        return ResourceUsage(
+            peak_memory_bytes=peak or None,
+            mean_memory_bytes=int(sum(self._samples) / len(self._samples)) if self._samples else None,
+            cpu_percent=cpu,
+            memory_limit_bytes=self.spec.manifest.resources.memory,
+            oom_killed=bool(state.get("OOMKilled")),
+            exit_code=None if running else state.get("ExitCode"),
+            running=running,
+            samples=len(self._samples),
+            source="docker (cgroup memory max_usage, cpu_stats deltas)",
+        )
+
+    def stop(self) -> ResourceUsage:
+        """Read the final state (OOM, exit code) before removing the container; never raises."""
+        if self._final is not None:
+            return self._final
+        try:
+            usage = self.usage() if self._wrapped() is not None else ResourceUsage(running=False)
+        except Exception:  # noqa: BLE001
+            usage = ResourceUsage(running=False)
+        self._stop_sampling.set()
+        wrapped = self._wrapped()
+        if wrapped is not None:
+            try:
+                wrapped.remove(force=True, v=True)
+            except Exception:  # noqa: BLE001,S110 - already gone; the session sweep double-checks
+                pass
+        usage.running = False
+        self._final = usage
+        return usage
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+class DockerRuntime:
+    """Build each model's image once, run it with testcontainers, sweep the run's containers at exit."""
+
+    name = "docker"
+
+    def __init__(self, config: pytest.Config, work_dir: Path) -> None:
+        import docker
+
+        testcontainers_config.ryuk_disabled = True
+        self.config = config
+        self.client = docker.from_env()
+        self.run_id = uuid.uuid4().hex[:12]
+        self.work_dir = work_dir
+        self._builds: dict[str, BuildInfo] = {}
+        self._instances: list[DockerInstance] = []
+
+    def prepare(self, spec: ModelSpec) -> BuildInfo:
+        if spec.id in self._builds:
+            return self._builds[spec.id]
+        from pytest_vdbench.images import build_model_image
+
+        verbose = self.config.get_verbosity() > 0
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        stream = (lambda line: reporter.write_line(f"[build {spec.name}] {line}")) if verbose and reporter else None
+        info = build_model_image(self.client, spec, self.work_dir, stream=stream)
+        self._builds[spec.id] = info
+        return info
+
+    def start(self, spec: ModelSpec) -> DockerInstance:
+        info = self.prepare(spec)
+        assert info.image is not None
+        instance = DockerInstance(spec, info.image, self.run_id)
+        self._instances.append(instance)
+        instance.start()
+        return instance
+
+    def close(self) -> None:
+        for instance in self._instances:
+            instance.stop()
+        sweep(self.client, {LABEL_RUN: self.run_id})
+        self.client.close()
+
+
+def sweep(client: Any, labels: dict[str, str]) -> int:
+    """Force-remove every container carrying ``labels`` (the run's, or all vdbench's); returns count."""
+    filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+    removed = 0
+    for container in client.containers.list(all=True, filters=filters):
+        try:
+            container.remove(force=True, v=True)
+            removed += 1
+        except Exception:  # noqa: BLE001,S112 - raced with another remover
+            continue
+    return removed

@@ -1,0 +1,194 @@
+"""``VdbenchSession``: the run's state and the hooks that act on it (registered only with --vdbench)."""
+
+from __future__ import annotations
+
+import fnmatch
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_vdbench.collect import ManifestFile, VariantModule, nodeid_for
+from pytest_vdbench.host import HostInfo, probe_host
+from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
+from pytest_vdbench.options import VdbenchOptions
+from pytest_vdbench.run import ModelRun
+
+if TYPE_CHECKING:
+    from pytest_vdbench.runtime import Runtime
+
+__all__ = ["VdbenchSession", "SESSION_KEY"]
+
+SESSION_KEY = pytest.StashKey["VdbenchSession"]()
+
+
+def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec]]:
+    """Every selected spec, by manifest, sorted (identical on every xdist worker)."""
+    problems: list[str] = []
+    by_path: dict[Path, list[ModelSpec]] = {}
+    names: dict[str, Path] = {}
+    for path in discover_manifests(options.suites):
+        try:
+            specs = load_manifest(path, root)
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+            continue
+        name = specs[0].name
+        if name in names:
+            problems.append(f"{path}: name: model name {name!r} is already used by {names[name]}")
+            continue
+        names[name] = path
+        by_path[path] = specs
+    if problems:
+        raise pytest.UsageError("invalid vdbench manifest(s):\n" + "\n".join(problems))
+    known = sorted({s.id for specs in by_path.values() for s in specs})
+    selected: dict[Path, list[ModelSpec]] = {}
+    for path, specs in by_path.items():
+        keep = [
+            s for s in specs
+            if (not options.models or any(fnmatch.fnmatchcase(s.name, p) or fnmatch.fnmatchcase(s.id, p) for p in options.models))
+            and (not options.variants or s.variant in options.variants)
+        ]
+        if keep:
+            selected[path] = keep
+    if (options.models or options.variants) and not selected:
+        wanted = " ".join([f"--vdbench-model {m}" for m in options.models] + [f"--vdbench-variant {v}" for v in options.variants])
+        raise pytest.UsageError(f"{wanted}: no model matches; known models: {', '.join(known) or 'none'}")
+    return selected
+
+
+class VdbenchSession:
+    """Holds the selected models, the runtime and every ``ModelRun``; its methods are hooks."""
+
+    def __init__(self, config: pytest.Config, options: VdbenchOptions) -> None:
+        self.config = config
+        self.options = options
+        self.specs_by_path = load_specs(options, config.rootpath)
+        self.specs = [s for specs in self.specs_by_path.values() for s in specs]
+        self.runs: dict[str, ModelRun] = {}
+        self._runtime: Runtime | None = None
+        self._host: HostInfo | None = None
+        self.notices: list[str] = []
+        self.work_dir = Path(tempfile.mkdtemp(prefix="vdbench-"))
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def host(self) -> HostInfo:
+        if self._host is None:
+            self._host = probe_host()
+        return self._host
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = self._make_runtime()
+        return self._runtime
+
+    def _make_runtime(self) -> Runtime:
+        from pytest_vdbench.runtime.process import ProcessRuntime
+
+        wanted = self.options.runtime or "docker"
+        if wanted == "docker":
+            from pytest_vdbench.runtime.docker import DockerRuntime, docker_unavailable
+
+            reason = docker_unavailable()
+            if reason is None:
+                return DockerRuntime(self.config, self.work_dir)
+            if self.options.runtime_explicit:
+                return _Unavailable("docker", f"--vdbench-runtime docker: {reason}")
+            self._notice(f"vdbench: no Docker engine answers ({reason}); running models as local processes "
+                         "(--vdbench-runtime process)")
+        return ProcessRuntime(self.work_dir / "logs")
+
+    def _notice(self, text: str) -> None:
+        self.notices.append(text)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(text, yellow=True)
+
+    def run_for(self, spec: ModelSpec) -> ModelRun:
+        run = self.runs.get(spec.id)
+        if run is None:
+            run = self.runs[spec.id] = ModelRun(spec, self.runtime)
+        return run
+
+    def skip_reason(self, spec: ModelSpec) -> str | None:
+        from pytest_vdbench.host import unmet_requirements
+
+        runtime = self.runtime
+        if isinstance(runtime, _Unavailable):
+            return runtime.reason
+        return unmet_requirements(spec, self.host, runtime=runtime.name)
+
+    # -- hooks -----------------------------------------------------------------------------
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        # `pytest --vdbench` alone runs the model suites only; name paths to add your own tests.
+        if config.args_source != pytest.Config.ArgsSource.ARGS:
+            return True
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+        generated: list[pytest.Item] = []
+        for path, specs in self.specs_by_path.items():
+            node = ManifestFile.from_parent(session, path=path, nodeid=nodeid_for(path, config.rootpath))
+            node.specs = tuple(specs)
+            generated.extend(session.genitems(node))
+        items[:0] = generated
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        module = metafunc.definition.parent
+        if "vdbench_model" in metafunc.fixturenames:
+            specs = [module.spec] if isinstance(module, VariantModule) else self._marked_specs(metafunc)
+            metafunc.parametrize("vdbench_model", specs, indirect=True, ids=[s.id for s in specs], scope="module")
+        if "vdbench_case" in metafunc.fixturenames:
+            if not isinstance(module, VariantModule):
+                raise pytest.UsageError(
+                    f"{metafunc.definition.nodeid}: vdbench_case is only available in the generated suite; "
+                    "iterate vdbench_model.manifest.cases in your own tests"
+                )
+            cases = module.spec.manifest.cases
+            metafunc.parametrize("vdbench_case", cases, ids=[c.id for c in cases])
+
+    def _marked_specs(self, metafunc: pytest.Metafunc) -> list[ModelSpec]:
+        marker = metafunc.definition.get_closest_marker("vdbench_models")
+        if marker is None:
+            return self.specs
+        return [s for s in self.specs if any(fnmatch.fnmatchcase(s.id, p) or fnmatch.fnmatchcase(s.name, p) for p in marker.args)]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        for run in self.runs.values():
+            run.stop()
+        if self._runtime is not None:
+            self._runtime.close()
+        if self.options.report_dir is not None:
+            from pytest_vdbench.report import write_reports
+
+            write_reports(self, self.options.report_dir)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        from pytest_vdbench.report import summary_lines
+
+        lines = summary_lines(self)
+        if lines:
+            terminalreporter.write_sep("=", "vdbench summary")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
+class _Unavailable:
+    """Stands in for a runtime that cannot work on this host: every model skips with ``reason``."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def prepare(self, spec: ModelSpec) -> object:
+        raise RuntimeError(self.reason)
+
+    def start(self, spec: ModelSpec) -> object:
+        raise RuntimeError(self.reason)
+
+    def close(self) -> None:
+        return None

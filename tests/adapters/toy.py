@@ -1,0 +1,75 @@
+"""A tiny numpy video model for the plugin's own tests, with switchable faults.
+
+``options: {fault: NAME}`` in a manifest breaks it in one way; each fault must make exactly the
+generated test that checks it fail (see tests/test_conformance.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from pytest_vdbench.adapter import ModelAdapter
+
+FAULTS = ("none", "shape", "dtype", "nan", "range", "nondeterministic", "load_crash", "never_ready", "slow",
+          "requirements", "generate_crash", "exit", "constant", "ignores_prompt", "memory")
+
+
+class ToyVideo(ModelAdapter):
+    """Smoothly panning colour gradients whose phase depends on the prompt and seed."""
+
+    def __init__(self, fault: str = "none", delay: float = 0.0, **options: Any) -> None:
+        super().__init__(**options)
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}")
+        self.fault = fault
+        self.delay = delay
+        self.calls = 0
+
+    def load(self) -> None:
+        if self.fault == "load_crash":
+            raise RuntimeError("weights file is corrupt (toy load_crash)")
+        if self.fault == "never_ready":
+            time.sleep(3600)
+
+    def get_requirements(self) -> dict[str, Any]:
+        if self.fault == "requirements":
+            return {"gpus": 2, "gpu_memory": 0, "memory": 64 * 1024**3, "cpus": 1}
+        return {"gpus": 0, "gpu_memory": 0, "memory": 64 * 1024**2, "cpus": 1}
+
+    def generate(self, prompt: str, **params: Any) -> Any:
+        self.calls += 1
+        seed = params.get("seed") or 0
+        frames, height, width = int(params.get("frames", 4)), int(params.get("height", 16)), int(params.get("width", 16))
+        if self.fault == "generate_crash":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered (toy generate_crash)")
+        if self.fault == "exit":
+            os._exit(3)
+        if self.fault == "slow" or self.delay:
+            time.sleep(self.delay or 0.5)
+        if self.fault == "memory":
+            self._hog = [np.ones(64 * 1024**2 // 8) for _ in range(4)]  # noqa: B018 - keep 256 MiB alive
+        key = 0 if self.fault == "ignores_prompt" else sum(prompt.encode())
+        phase = (seed * 7919 + key) % 997 / 997.0
+        if self.fault == "nondeterministic":
+            phase += self.calls * 0.01
+        t = np.arange(frames, dtype=np.float32)[:, None, None, None]
+        c = np.arange(3, dtype=np.float32)[None, :, None, None]
+        y = np.arange(height, dtype=np.float32)[None, None, :, None]
+        x = np.arange(width, dtype=np.float32)[None, None, None, :]
+        video = 0.5 + 0.45 * np.sin(2 * np.pi * (x / width + y / (2 * height) + t * 0.05 + c / 3 + phase))
+        video = video.astype(np.float32)
+        if self.fault == "constant":
+            video = np.full_like(video, 0.5)
+        if self.fault == "shape":
+            video = video[:, :, :, : width // 2]
+        if self.fault == "dtype":
+            video = video.astype(np.float64)
+        if self.fault == "nan":
+            video[0, 0, 0, 0] = np.nan
+        if self.fault == "range":
+            video = video * 2.0
+        return video
