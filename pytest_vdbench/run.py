@@ -48,6 +48,8 @@ class ModelRun:
         self.final_usage: ResourceUsage | None = None
         self.skip_reason: str | None = None
         self.started_at: float | None = None
+        #: failure key ("startup", "generate:<case>") -> the test that reported it
+        self.reported: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_built(self) -> BuildInfo:
@@ -112,14 +114,6 @@ class ModelRun:
         if result.generation is None:
             result.generation = gen
         return gen
-
-    def first_output(self, case: Case) -> Generation:
-        """The case's first output, generating it if no test did yet."""
-        result = self.case_result(case)
-        if result.generation is None:
-            self.generate(case)
-        assert result.generation is not None
-        return result.generation
 
     def median_latency(self, case: Case) -> float | None:
         lat = self.case_result(case).latencies

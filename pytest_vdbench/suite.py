@@ -6,7 +6,8 @@ module object of every model, so each model gets these functions with its own ca
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, NoReturn
 
 import pytest
 
@@ -26,14 +27,34 @@ def _fail(problems: list[str], run: ModelRun, *, logs: bool = False) -> None:
         pytest.fail(text, pytrace=False)
 
 
+def _fail_once(run: ModelRun, key: str, message: str) -> NoReturn:
+    """Fail the first test that meets a broken build/startup/generation; skip the tests after it.
+
+    So a model broken in one way fails exactly one test, the one that names the cause, whatever
+    subset of tests was selected.
+    """
+    reporter = run.reported.get(key)
+    if reporter is not None:
+        pytest.skip(f"not run: {message.splitlines()[0]} (reported by {reporter})")
+    run.reported[key] = _current_test()
+    pytest.fail(message, pytrace=False)
+
+
+def _current_test() -> str:
+    return os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+
+
 def _started(run: ModelRun) -> None:
     try:
         run.ensure_started()
     except ModelNotReady as exc:
-        pytest.fail(str(exc), pytrace=False)
+        _fail_once(run, "startup", str(exc))
 
 
 def _generate(run: ModelRun, case: Case) -> Any:
+    key = f"generate:{case.id}"
+    if key in run.reported:
+        _fail_once(run, key, run.case_result(case).error or "generation failed")
     try:
         return run.generate(case)
     except AdapterError as exc:
@@ -43,7 +64,15 @@ def _generate(run: ModelRun, case: Case) -> Any:
             state = f"\nthe model was OOM-killed at limit {format_bytes(usage.memory_limit_bytes)}"
         elif usage is not None and not usage.running:
             state = f"\nthe model exited with code {usage.exit_code}"
-        pytest.fail(f"{exc}{state}\n--- last logs ---\n{run.logs()}", pytrace=False)
+        _fail_once(run, key, f"{exc}{state}\n--- last logs ---\n{run.logs()}")
+
+
+def _first(run: ModelRun, case: Case) -> Any:
+    """The case's first output (kept from test_generate), generating it if needed."""
+    result = run.case_result(case)
+    if result.generation is None:
+        _generate(run, case)
+    return result.generation
 
 
 def test_build(vdbench_run: ModelRun, benchmark: Any) -> None:
@@ -53,7 +82,7 @@ def test_build(vdbench_run: ModelRun, benchmark: Any) -> None:
     try:
         info = benchmark.pedantic(vdbench_run.ensure_built, rounds=1, iterations=1)
     except ModelNotReady as exc:
-        pytest.fail(str(exc), pytrace=False)
+        _fail_once(vdbench_run, "startup", str(exc))
     benchmark.extra_info.update(
         {"kind": "build", "model": vdbench_run.spec.id, "image": info.image, "image_id": info.image_id,
          "size_bytes": info.size_bytes, "build_seconds": info.build_seconds, "cached": info.cached}
@@ -68,7 +97,7 @@ def test_health(vdbench_run: ModelRun, benchmark: Any) -> None:
         try:
             benchmark.pedantic(vdbench_run.ensure_started, rounds=1, iterations=1)
         except ModelNotReady as exc:
-            pytest.fail(str(exc), pytrace=False)
+            _fail_once(vdbench_run, "startup", str(exc))
     instance = vdbench_run.ensure_started()
     client = vdbench_run.client
     problems: list[str] = []
@@ -118,7 +147,7 @@ def test_generate(vdbench_run: ModelRun, vdbench_case: Case, benchmark: Any) -> 
          "server_seconds": gen.server_seconds,
          "frames_per_second": frames / gen.server_seconds if frames and gen.server_seconds else None}
     )
-    _fail(output_problems(vdbench_run.first_output(vdbench_case).output, m.case_expect(vdbench_case)), vdbench_run)
+    _fail(output_problems(_first(vdbench_run, vdbench_case).output, m.case_expect(vdbench_case)), vdbench_run)
 
 
 def test_determinism(vdbench_run: ModelRun, vdbench_case: Case) -> None:
@@ -129,7 +158,7 @@ def test_determinism(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     if vdbench_case.seed is None:
         pytest.skip("the case has seed: null, so no output is reproducible")
     _started(vdbench_run)
-    first = vdbench_run.first_output(vdbench_case).output
+    first = _first(vdbench_run, vdbench_case).output
     second = _generate(vdbench_run, vdbench_case).output
     _fail(determinism_problems(first, second, expect.determinism_atol, vdbench_case.seed), vdbench_run)
 
@@ -138,11 +167,14 @@ def test_quality(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     """Quality metrics of the output lie within expect.quality bounds."""
     expect = vdbench_run.spec.manifest.case_expect(vdbench_case)
     _started(vdbench_run)
-    output = vdbench_run.first_output(vdbench_case).output
+    output = _first(vdbench_run, vdbench_case).output
     problems = output_problems(output, expect)
     if problems:
-        pytest.fail("quality not scored: the output is malformed (see test_generate): " + problems[0], pytrace=False)
-    scores = quality_scores(vdbench_run, vdbench_case, output)
+        pytest.skip(f"quality not scored: the output is malformed ({problems[0]}); test_generate reports it")
+    try:
+        scores = quality_scores(vdbench_run, vdbench_case, output)
+    except AdapterError as exc:
+        pytest.fail(f"scoring needed another generation, which failed: {exc}", pytrace=False)
     vdbench_run.case_result(vdbench_case).metrics.update(scores)
     if not expect.quality:
         pytest.skip(f"no expect.quality bounds; scores: {', '.join(f'{k}={v:.3g}' for k, v in sorted(scores.items()))}")
