@@ -8,6 +8,7 @@ import io
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASES",
+    "BASE_LABEL",
+    "RECIPE_LABEL",
     "BaseBuild",
     "BaseImageError",
     "BaseRecipe",
@@ -216,7 +219,8 @@ CMD ["python"]
 def _layer_dockerfile(recipe: BaseRecipe) -> str:
     packages = " ".join(shlex.quote(p) for p in recipe.pip_install)
     wheels = "/tmp/vdbench-wheels/*.whl" if recipe.host_wheels else ""
-    names = ", ".join(s.split("=")[0].split("[")[0].replace("-", "_") for s in (*recipe.host_wheels, *recipe.pip_install))
+    specs = (*recipe.host_wheels, *recipe.pip_install)
+    names = ", ".join(re.split(r"[=<>!~\[;]", s)[0].replace("-", "_") for s in specs)
     # Two stages: the wheels stay in the throwaway stage, only the filled venv is copied over.
     return f"""\
 ARG BASE
@@ -293,22 +297,22 @@ def ensure_base(
     want = recipe_hash(recipe)
     log_path = cache / "logs" / f"base-{recipe.name}-{want[:16]}.log"
     if not force and _label(client, recipe.tag) == want:
-        return _done(client, recipe, want, False, start, steps, log_path)
+        return _done(client, recipe, want, built=False, start=start, steps=steps, log_path=log_path)
     locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(locks / f"base-{recipe.name}.lock")):
         if not force and _label(client, recipe.tag) == want:
-            return _done(client, recipe, want, False, start, steps, log_path)
+            return _done(client, recipe, want, built=False, start=start, steps=steps, log_path=log_path)
         with BuildLog(log_path, stream) as log:
             log.line(f"vdbench: building base {recipe.tag} (recipe {want[:16]})")
             if recipe.parent:
-                _build_layer(client, recipe, want, log, steps)
+                _build_layer(client, recipe, want, log=log, steps=steps)
             else:
-                _build_root(client, recipe, want, cache, log, steps)
-    return _done(client, recipe, want, True, start, steps, log_path)
+                _build_root(client, recipe, want, cache=cache, log=log, steps=steps)
+    return _done(client, recipe, want, built=True, start=start, steps=steps, log_path=log_path)
 
 
 def _done(
-    client: DockerClient, recipe: BaseRecipe, want: str, built: bool, start: float,
+    client: DockerClient, recipe: BaseRecipe, want: str, *, built: bool, start: float,
     steps: dict[str, float], log_path: Path,
 ) -> BaseBuild:
     image_id = client.images.get(recipe.tag).id
@@ -320,7 +324,7 @@ def _done(
 
 
 def _build_root(
-    client: DockerClient, recipe: BaseRecipe, want: str, cache: Path, log: BuildLog, steps: dict[str, float],
+    client: DockerClient, recipe: BaseRecipe, want: str, *, cache: Path, log: BuildLog, steps: dict[str, float],
 ) -> None:
     rootfs_tag = f"vdbench/rootfs:{recipe.suite}-{_rootfs_key(recipe)[:12]}"
     try:
@@ -348,14 +352,17 @@ def _build_root(
     steps["layer"] = time.monotonic() - t0
 
 
-def _build_layer(client: DockerClient, recipe: BaseRecipe, want: str, log: BuildLog, steps: dict[str, float]) -> None:
+def _build_layer(
+    client: DockerClient, recipe: BaseRecipe, want: str, *, log: BuildLog, steps: dict[str, float],
+) -> None:
     parent = _recipe(recipe.parent or "")
     with tempfile.TemporaryDirectory(prefix="vdbench-wheels-") as tmp, tempfile.TemporaryFile() as context:
         t0 = time.monotonic()
         wheels = _host_wheels(recipe, Path(tmp), log)
         steps["wheels"] = time.monotonic() - t0
         t0 = time.monotonic()
-        _write_tar(context, {"Dockerfile": _dockerfile(recipe).encode()}, {f"wheels/{w.name}": w for w in wheels}, ["wheels"])
+        dockerfile = {"Dockerfile": _dockerfile(recipe).encode()}
+        _write_tar(context, dockerfile, {f"wheels/{w.name}": w for w in wheels}, ["wheels"])
         docker_build(
             client, context, tag=recipe.tag, dockerfile="Dockerfile", buildargs={"BASE": parent.tag},
             labels=_labels(recipe, want), log=log, name=recipe.tag,
@@ -427,7 +434,7 @@ def _rootfs(recipe: BaseRecipe, cache: Path, log: BuildLog) -> Path:
             return root
         if os.geteuid() != 0:
             raise BaseImageError(recipe.tag, "debootstrap needs root: run `vdbench images bootstrap` as root", [], None)
-        debootstrap = shutil.which("debootstrap") or ("/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None)
+        debootstrap = shutil.which("debootstrap", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
         if debootstrap is None:
             raise BaseImageError(
                 recipe.tag, "debootstrap is not installed: `apt-get install -y debootstrap` "
@@ -443,7 +450,8 @@ def _rootfs(recipe: BaseRecipe, cache: Path, log: BuildLog) -> Path:
         t0 = time.monotonic()
         _run_logged(cmd, log, recipe.tag)
         partial.rename(root)
-        marker.write_text(json.dumps({"key": key, "seconds": round(time.monotonic() - t0, 1), "suite": recipe.suite}))
+        seconds = round(time.monotonic() - t0, 1)
+        marker.write_text(json.dumps({"key": key, "seconds": seconds, "suite": recipe.suite}))
         return root
 
 
@@ -452,7 +460,7 @@ def _remove_tree(path: Path) -> None:
     if not path.exists():
         return
     inside = str(path.resolve()) + "/"
-    with open("/proc/self/mounts", encoding="utf-8") as f:
+    with Path("/proc/self/mounts").open(encoding="utf-8") as f:
         mounts = [line.split()[1] for line in f if line.split()[1].startswith(inside)]
     for mount in sorted(mounts, reverse=True):
         subprocess.run(["umount", "-l", mount], check=False)

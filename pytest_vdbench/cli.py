@@ -6,10 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from docker import DockerClient
+import docker
+import docker.errors
+from docker import DockerClient
+
+from pytest_vdbench.bases import BASE_LABEL, BASES, ensure_base
+from pytest_vdbench.images import KIND_LABEL, MODEL_LABEL, ImageBuildError
 
 __all__ = ["build_parser", "main"]
 
@@ -21,9 +24,6 @@ class CliError(Exception):
 
 
 def _client() -> DockerClient:
-    import docker
-    import docker.errors
-
     try:
         client = docker.from_env()
         client.ping()
@@ -36,8 +36,6 @@ def _client() -> DockerClient:
 
 def cmd_images_bootstrap(args: argparse.Namespace) -> int:
     """Build the vdbench base images (all, or those named with --base)."""
-    from pytest_vdbench.bases import BASES, ensure_base
-
     names: list[str] = args.base or list(BASES)
     unknown = [n for n in names if n not in BASES]
     if unknown:
@@ -56,14 +54,12 @@ def cmd_images_bootstrap(args: argparse.Namespace) -> int:
 
 def cmd_images_list(args: argparse.Namespace) -> int:
     """List the images vdbench made (bases and models) with their size."""
-    from pytest_vdbench.images import KIND_LABEL
-
     client = _client()
     rows = []
     for image in client.images.list(filters={"label": KIND_LABEL}):
         labels = image.labels
         kind = labels.get(KIND_LABEL, "?")
-        what = labels.get("org.vdbench.model") or labels.get("org.vdbench.base") or ""
+        what = labels.get(MODEL_LABEL) or labels.get(BASE_LABEL) or ""
         for tag in image.tags or ["<none>"]:
             rows.append((kind, tag, what, image.short_id.removeprefix("sha256:"), int(image.attrs.get("Size", 0))))
     if not rows:
@@ -118,15 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"vdbench: error: {exc}", file=sys.stderr)
         return 1
+    except ImageBuildError as exc:  # carries the log tail and the log path
+        print(f"vdbench: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # ImageBuildError and friends carry their own full message
-        from pytest_vdbench.images import ImageBuildError
-
-        if isinstance(exc, ImageBuildError):
-            print(f"vdbench: error: {exc}", file=sys.stderr)
-            return 1
-        raise
 
 
 if __name__ == "__main__":

@@ -97,15 +97,17 @@ class VdbenchSession:
                 return DockerRuntime(self.config, self.work_dir)
             if self.options.runtime_explicit:
                 return _Unavailable("docker", f"--vdbench-runtime docker: {reason}")
-            self._notice(f"vdbench: no Docker engine answers ({reason}); running models as local processes "
-                         "(--vdbench-runtime process)")
+            self._notice(f"vdbench: {reason}; running models as local processes instead (--vdbench-runtime process)")
         return ProcessRuntime(self.work_dir / "logs")
 
     def _notice(self, text: str) -> None:
         self.notices.append(text)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(text, yellow=True)
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():  # notices come mid-test, past output capture
+                reporter.ensure_newline()
+                reporter.write_line(text, yellow=True)
 
     def run_for(self, spec: ModelSpec) -> ModelRun:
         run = self.runs.get(spec.id)
@@ -170,7 +172,7 @@ class VdbenchSession:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         from pytest_vdbench.report import summary_lines
 
-        lines = summary_lines(self)
+        lines = [*self.notices, *summary_lines(self)]
         if lines:
             terminalreporter.write_sep("=", "vdbench summary")
             for line in lines:

@@ -44,7 +44,7 @@ def docker_unavailable() -> str | None:
         client.ping()
         client.close()
     except Exception as exc:  # noqa: BLE001 - DockerException, connection errors, missing socket
-        return f"no Docker engine answers at {os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')} ({type(exc).__name__}); start one with scripts/start-docker.sh"
+        return f"no Docker engine answers at {os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')} ({type(exc).__name__}); start one (scripts/start-docker.sh)"
     return None
 
 

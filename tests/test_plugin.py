@@ -1,0 +1,129 @@
+"""Plugin wiring: options, --help, off by default, filters, skips, user tests with public fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import toy_manifest
+
+
+def test_help_shows_the_vdbench_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines(["vdbench: benchmark and validate containerised generative models:", "*--vdbench-runtime=RUNTIME*"])
+
+
+def test_without_flag_the_plugin_adds_nothing(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    write_suite(toy_manifest())
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_bad_runtime_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-runtime", "kubernetes")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown runtime 'kubernetes'; valid runtimes: docker, process*"])
+
+
+def test_missing_suite_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", "nowhere")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --vdbench-suite: */nowhere does not exist; give a suite directory or a manifest file"])
+
+
+def test_model_filter_and_unknown_model(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("alpha"), toy_manifest("beta"))
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "--vdbench-model", "be*")
+    result.stdout.fnmatch_lines(["suite/beta.yaml::beta::test_health[[]beta[]]"])
+    assert "alpha" not in result.stdout.str()
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-model", "gamma")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --vdbench-model gamma: no model matches; known models: alpha, beta"])
+
+
+def test_variant_ids_and_variant_filter(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest(variants={"tiny": {}, "full": {"rounds": 5}}))
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "--vdbench-variant", "tiny")
+    result.stdout.fnmatch_lines(["suite/toy.yaml::toy-tiny::test_generate[[]toy-tiny-fox[]]"])
+    assert "toy-full" not in result.stdout.str()
+
+
+def test_vdbench_alone_runs_only_the_suites(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest())
+    pytester.makepyfile(test_mine="def test_mine(): pass")
+    only_suite = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q")
+    assert "test_mine" not in only_suite.stdout.str()
+    with_mine = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "test_mine.py")
+    with_mine.stdout.fnmatch_lines(["test_mine.py::test_mine"])
+
+
+def test_gpu_model_is_skipped_with_exact_reason(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    doc = toy_manifest(requires={"gpu": True, "weights": [{"repo": "THUDM/CogVideoX-2b"}]}, resources={"gpus": 1, "gpu_memory": "24g"})
+    suite = write_suite(doc)
+    result = pytester.runpytest_subprocess(
+        "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "-rs", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(skipped=7)
+    result.stdout.fnmatch_lines(["*toy: needs 1 GPU(s) with 24.0 GiB each; this host has none (*)*weights THUDM/CogVideoX-2b not found in the Hugging Face cache*"])
+
+
+def test_missing_api_key_skips(pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIKA_API_KEY", raising=False)
+    suite = write_suite(toy_manifest(requires={"env": ["PIKA_API_KEY"]}))
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "-rs")
+    result.stdout.fnmatch_lines(["*environment variable(s) PIKA_API_KEY not set*"])
+
+
+def test_user_tests_use_public_fixtures(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("alpha"), toy_manifest("beta"))
+    pytester.makepyfile(
+        test_extra="""
+        import pytest
+
+        def test_two_frames(vdbench_model, vdbench_client):
+            out = vdbench_client.generate("x", seed=3, params={"frames": 2, "height": 8, "width": 8}).output
+            assert out.shape == (2, 3, 8, 8)
+            assert vdbench_client.endpoint.host == "127.0.0.1"
+
+        @pytest.mark.vdbench_models("beta")
+        def test_only_beta(vdbench_model):
+            assert vdbench_model.name == "beta"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "test_extra.py", "-k", "test_extra",
+        "-v", "-p", "no:cacheprovider",
+    )
+    for line in ("*test_two_frames[[]alpha[]] PASSED*", "*test_two_frames[[]beta[]] PASSED*", "*test_only_beta[[]beta[]] PASSED*"):
+        result.stdout.fnmatch_lines([line])
+    result.assert_outcomes(passed=3)
+
+
+def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--fixtures")
+    result.stdout.fnmatch_lines(["vdbench_model [[]module scope[]]*", "*The model (variant) under test*", "vdbench_client [[]module scope[]]*"])
+
+
+def test_fallback_to_process_without_docker(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    suite = write_suite(toy_manifest(expect={"shape": [6, 3, 16, 16]}))
+    result = pytester.runpytest_subprocess(
+        "--vdbench", "--vdbench-suite", str(suite), "-p", "no:cacheprovider", "-k", "health",
+        "--benchmark-disable",
+    )
+    result.stdout.fnmatch_lines(["vdbench: no Docker engine answers at unix:///nonexistent/docker.sock (*); running models as local processes instead*"])
+    result.assert_outcomes(passed=1, deselected=6)
+
+
+def test_explicit_docker_without_engine_skips_saying_so(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    suite = write_suite(toy_manifest())
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "docker", "-rs")
+    result.assert_outcomes(skipped=7)
+    result.stdout.fnmatch_lines(["*--vdbench-runtime docker: no Docker engine answers at unix:///nonexistent/docker.sock*"])
