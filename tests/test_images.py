@@ -26,9 +26,10 @@ FAKE_BASE_ID = "sha256:" + "a" * 64
 DOCKERFILE = """\
 ARG BASE
 FROM ${BASE}
+RUN pip install -q numpy
 COPY .vdbench-sdk/ /opt/vdbench-sdk/
 ENV PYTHONPATH=/opt/vdbench-sdk:/app
-COPY app.py /app/app.py
+COPY app.py nonce.txt /app/
 RUN python -c "import pytest_vdbench.adapter"
 """
 
@@ -39,6 +40,7 @@ def context(tmp_path: Path) -> Path:
     (ctx / "pkg").mkdir(parents=True)
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     (ctx / "app.py").write_text("print('hi')\n")
+    (ctx / "nonce.txt").write_text("")
     (ctx / "pkg" / "weights.bin").write_bytes(b"\x00\x01" * 100)
     return ctx
 
@@ -54,7 +56,7 @@ def test_hash_is_stable(context: Path) -> None:
     first = plan(context)
     assert plan(context).digest == first.digest
     assert first.tag("My Model/v1") == f"vdbench/my-model-v1:{first.digest[:16]}"
-    assert first.files == ("Dockerfile", "app.py", "pkg", "pkg/weights.bin")
+    assert first.files == ("Dockerfile", "app.py", "nonce.txt", "pkg", "pkg/weights.bin")
 
 
 def test_hash_ignores_mtime_and_arg_order(context: Path) -> None:
@@ -109,7 +111,7 @@ def test_dockerignore_excludes_files_from_hash_and_context(context: Path) -> Non
     (context / "sub" / "__pycache__" / "x.pyc").write_bytes(b"x")
     (context / "run.log").write_text("noise")
     first = plan(context)
-    assert first.files == (".dockerignore", "Dockerfile", "app.py", "pkg/keep.txt", "sub")
+    assert first.files == (".dockerignore", "Dockerfile", "app.py", "nonce.txt", "pkg/keep.txt", "sub")
     (context / "run.log").write_text("other noise")
     (context / "pkg" / "weights.bin").write_bytes(b"changed")
     assert plan(context).digest == first.digest

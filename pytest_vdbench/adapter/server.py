@@ -234,7 +234,8 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(400, f"unknown fields {sorted(unknown)}; expected prompt, seed, params")
         prompt = request.get("prompt", "")
         seed = request.get("seed")
-        params = request.get("params") or {}
+        params = request.get("params")
+        params = {} if params is None else params
         if not isinstance(prompt, str):
             raise RequestError(400, f"prompt must be a string, got {type(prompt).__name__}")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
