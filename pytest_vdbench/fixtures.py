@@ -31,7 +31,7 @@ def vdbench_model(request: pytest.FixtureRequest, vdbench_session: VdbenchSessio
     In your own test modules, narrow it with ``@pytest.mark.vdbench_models("name-or-glob", ...)``.
     Skips with the reason when this host cannot run the model (GPU, weights, credentials).
     """
-    spec: ModelSpec = request.param
+    spec: ModelSpec = request.param if hasattr(request, "param") else request.node.spec
     reason = vdbench_session.skip_reason(spec)
     if reason:
         pytest.skip(f"{spec.id}: {reason}")

@@ -141,8 +141,9 @@ class VdbenchSession:
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         module = metafunc.definition.parent
-        if "vdbench_model" in metafunc.fixturenames:
-            specs = [module.spec] if isinstance(module, VariantModule) else self._marked_specs(metafunc)
+        if "vdbench_model" in metafunc.fixturenames and not isinstance(module, VariantModule):
+            # generated modules serve one model each (vdbench_model reads it from the module node)
+            specs = self._marked_specs(metafunc)
             metafunc.parametrize("vdbench_model", specs, indirect=True, ids=[s.id for s in specs], scope="module")
         if "vdbench_case" in metafunc.fixturenames:
             if not isinstance(module, VariantModule):

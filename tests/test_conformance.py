@@ -33,7 +33,7 @@ def failed_tests(result: pytest.RunResult) -> set[str]:
 def test_healthy_model_passes_everything(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     result = run_suite(pytester, write_suite(toy_manifest()), "-v")
     result.assert_outcomes(passed=6, skipped=1)  # test_build is skipped: the process runtime builds no image
-    result.stdout.fnmatch_lines(["*toy.yaml::toy::test_health[[]toy[]] PASSED*", "*test_generate[[]toy-fox[]] PASSED*"])
+    result.stdout.fnmatch_lines(["*toy.yaml::toy::test_health PASSED*", "*toy.yaml::toy::test_generate[[]fox[]] PASSED*"])
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_generate_timeout_fails_generation(pytester: pytest.Pytester, write_suit
 def test_dependent_tests_skip_with_the_reporting_test_named(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     result = run_suite(pytester, write_suite(toy_manifest(fault="load_crash")))
     result.assert_outcomes(failed=1, skipped=6)
-    result.stdout.fnmatch_lines(["*not run: model toy failed in load()*reported by *test_health[[]toy[]]*"])
+    result.stdout.fnmatch_lines(["*not run: model toy failed in load()*reported by *toy.yaml::toy::test_health)*"])
 
 
 def test_selecting_only_a_dependent_test_still_fails_on_a_broken_model(

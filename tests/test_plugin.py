@@ -36,7 +36,7 @@ def test_missing_suite_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_model_filter_and_unknown_model(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     suite = write_suite(toy_manifest("alpha"), toy_manifest("beta"))
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "--vdbench-model", "be*")
-    result.stdout.fnmatch_lines(["suite/beta.yaml::beta::test_health[[]beta[]]"])
+    result.stdout.fnmatch_lines(["suite/beta.yaml::beta::test_health"])
     assert "alpha" not in result.stdout.str()
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-model", "gamma")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -46,7 +46,7 @@ def test_model_filter_and_unknown_model(pytester: pytest.Pytester, write_suite: 
 def test_variant_ids_and_variant_filter(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     suite = write_suite(toy_manifest(variants={"tiny": {}, "full": {"rounds": 5}}))
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "--vdbench-variant", "tiny")
-    result.stdout.fnmatch_lines(["suite/toy.yaml::toy-tiny::test_generate[[]toy-tiny-fox[]]"])
+    result.stdout.fnmatch_lines(["suite/toy.yaml::toy-tiny::test_generate[[]fox[]]"])
     assert "toy-full" not in result.stdout.str()
 
 
