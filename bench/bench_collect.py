@@ -29,7 +29,7 @@ import yaml
 N = 300
 REPEATS = 5
 
-TIMER = '''
+TIMER = """
 import json, os, time
 _t = {}
 def pytest_collectstart(collector):
@@ -37,9 +37,9 @@ def pytest_collectstart(collector):
 def pytest_collection_finish(session):
     with open(os.environ["VDBENCH_BENCH_OUT"], "w") as fh:
         json.dump({"collect": time.perf_counter() - _t["start"], "items": len(session.items)}, fh)
-'''
+"""
 
-PLAIN = '''
+PLAIN = """
 import pytest
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_quality(run, case): pass
 
 @pytest.mark.parametrize("case", ["a", "b"])
 def test_budget(run, case): pass
-'''
+"""
 
 
 def manifest(i: int) -> dict[str, object]:
@@ -82,7 +82,11 @@ def measure(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, flo
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "bench_timer", "--collect-only", "-q", *args],
-        cwd=cwd, capture_output=True, text=True, check=False, env={**env, "VDBENCH_BENCH_OUT": str(out)},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**env, "VDBENCH_BENCH_OUT": str(out)},
     )
     wall = time.perf_counter() - start
     if proc.returncode != 0:

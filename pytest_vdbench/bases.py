@@ -85,8 +85,13 @@ BASES: dict[str, BaseRecipe] = {
     "bookworm": BaseRecipe("bookworm", "vdbench/base:bookworm", "bookworm", "3.11"),
     "bullseye": BaseRecipe("bullseye", "vdbench/base:bullseye", "bullseye", "3.9"),
     "torch-cpu": BaseRecipe(
-        "torch-cpu", "vdbench/torch-cpu:bookworm", "bookworm", "3.11", parent="bookworm",
-        host_wheels=("torch==2.13.0+cpu",), pip_install=("numpy",),
+        "torch-cpu",
+        "vdbench/torch-cpu:bookworm",
+        "bookworm",
+        "3.11",
+        parent="bookworm",
+        host_wheels=("torch==2.13.0+cpu",),
+        pip_install=("numpy",),
     ),
 }
 
@@ -147,7 +152,7 @@ def pip_conf(config_list: str) -> str:
         if key.endswith(".extra-index-url"):
             extra += [u for u in urls if u not in extra]
         elif key.endswith(".index-url"):
-            # `pip config list` prints :env: entries first: environment wins, as it does in pip.
+            # `pip config list` sorts keys, so :env: (PIP_INDEX_URL) comes before global.: env wins, as in pip.
             index += urls[:1] if not index else []
     lines = ["[global]", f"cert = {CONTAINER_CA_BUNDLE}"]
     if index:
@@ -161,7 +166,11 @@ def pip_conf(config_list: str) -> str:
 def _host_pip_config_list() -> str:
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60, check=False,
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""
@@ -178,8 +187,12 @@ def _debian_arch() -> str:
 
 def _rootfs_key(recipe: BaseRecipe) -> str:
     inputs = {
-        "version": RECIPE_VERSION, "suite": recipe.suite, "include": recipe.include,
-        "mirror": recipe.mirror, "arch": _debian_arch(), "excludes": ROOTFS_EXCLUDES,
+        "version": RECIPE_VERSION,
+        "suite": recipe.suite,
+        "include": recipe.include,
+        "mirror": recipe.mirror,
+        "arch": _debian_arch(),
+        "excludes": ROOTFS_EXCLUDES,
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -240,7 +253,9 @@ def _dockerfile(recipe: BaseRecipe) -> str:
 def recipe_hash(recipe: BaseRecipe) -> str:
     """sha256 over the recipe, its Dockerfile, its parent's hash and the host inputs it copies in."""
     inputs: dict[str, object] = {
-        "version": RECIPE_VERSION, "recipe": asdict(recipe), "dockerfile": _dockerfile(recipe),
+        "version": RECIPE_VERSION,
+        "recipe": asdict(recipe),
+        "dockerfile": _dockerfile(recipe),
     }
     if recipe.parent:
         inputs["parent"] = recipe_hash(_recipe(recipe.parent))
@@ -267,7 +282,8 @@ def _label(client: DockerClient, tag: str) -> str | None:
         labels = client.images.get(tag).labels
     except docker.errors.ImageNotFound:
         return None
-    return labels.get(RECIPE_LABEL)
+    value = labels.get(RECIPE_LABEL)
+    return None if value is None else str(value)
 
 
 def ensure_base(
@@ -312,19 +328,37 @@ def ensure_base(
 
 
 def _done(
-    client: DockerClient, recipe: BaseRecipe, want: str, *, built: bool, start: float,
-    steps: dict[str, float], log_path: Path,
+    client: DockerClient,
+    recipe: BaseRecipe,
+    want: str,
+    *,
+    built: bool,
+    start: float,
+    steps: dict[str, float],
+    log_path: Path,
 ) -> BaseBuild:
     image_id = client.images.get(recipe.tag).id
     assert image_id is not None
     return BaseBuild(
-        recipe.name, recipe.tag, image_id, want, built, time.monotonic() - start, steps,
+        recipe.name,
+        recipe.tag,
+        image_id,
+        want,
+        built,
+        time.monotonic() - start,
+        steps,
         log_path if log_path.exists() else None,
     )
 
 
 def _build_root(
-    client: DockerClient, recipe: BaseRecipe, want: str, *, cache: Path, log: BuildLog, steps: dict[str, float],
+    client: DockerClient,
+    recipe: BaseRecipe,
+    want: str,
+    *,
+    cache: Path,
+    log: BuildLog,
+    steps: dict[str, float],
 ) -> None:
     rootfs_tag = f"vdbench/rootfs:{recipe.suite}-{_rootfs_key(recipe)[:12]}"
     try:
@@ -332,8 +366,9 @@ def _build_root(
         log.line(f"vdbench: reusing {rootfs_tag}")
     except docker.errors.ImageNotFound:
         t0 = time.monotonic()
-        root = _rootfs(recipe, cache, log)
-        steps["debootstrap"] = time.monotonic() - t0
+        root, fresh = _rootfs(recipe, cache, log)
+        if fresh:
+            steps["debootstrap"] = time.monotonic() - t0
         t0 = time.monotonic()
         _import_rootfs(client, root, rootfs_tag, recipe, log)
         steps["import"] = time.monotonic() - t0
@@ -346,14 +381,25 @@ def _build_root(
     context = io.BytesIO()
     _write_tar(context, files, {})
     docker_build(
-        client, context, tag=recipe.tag, dockerfile="Dockerfile", buildargs={"ROOTFS": rootfs_tag},
-        labels=_labels(recipe, want), log=log, name=recipe.tag,
+        client,
+        context,
+        tag=recipe.tag,
+        dockerfile="Dockerfile",
+        buildargs={"ROOTFS": rootfs_tag},
+        labels=_labels(recipe, want),
+        log=log,
+        name=recipe.tag,
     )
     steps["layer"] = time.monotonic() - t0
 
 
 def _build_layer(
-    client: DockerClient, recipe: BaseRecipe, want: str, *, log: BuildLog, steps: dict[str, float],
+    client: DockerClient,
+    recipe: BaseRecipe,
+    want: str,
+    *,
+    log: BuildLog,
+    steps: dict[str, float],
 ) -> None:
     parent = _recipe(recipe.parent or "")
     with tempfile.TemporaryDirectory(prefix="vdbench-wheels-") as tmp, tempfile.TemporaryFile() as context:
@@ -364,8 +410,14 @@ def _build_layer(
         dockerfile = {"Dockerfile": _dockerfile(recipe).encode()}
         _write_tar(context, dockerfile, {f"wheels/{w.name}": w for w in wheels}, ["wheels"])
         docker_build(
-            client, context, tag=recipe.tag, dockerfile="Dockerfile", buildargs={"BASE": parent.tag},
-            labels=_labels(recipe, want), log=log, name=recipe.tag,
+            client,
+            context,
+            tag=recipe.tag,
+            dockerfile="Dockerfile",
+            buildargs={"BASE": parent.tag},
+            labels=_labels(recipe, want),
+            log=log,
+            name=recipe.tag,
         )
         steps["layer"] = time.monotonic() - t0
 
@@ -375,7 +427,10 @@ def _labels(recipe: BaseRecipe, want: str) -> dict[str, str]:
 
 
 def _write_tar(
-    fileobj: IO[bytes], data: Mapping[str, bytes], paths: Mapping[str, Path], dirs: Sequence[str] = (),
+    fileobj: IO[bytes],
+    data: Mapping[str, bytes],
+    paths: Mapping[str, Path],
+    dirs: Sequence[str] = (),
 ) -> None:
     with tarfile.open(fileobj=fileobj, mode="w") as tar:
         for d in dirs:
@@ -395,8 +450,19 @@ def _host_wheels(recipe: BaseRecipe, dest: Path, log: BuildLog) -> list[Path]:
     """Find each ``host_wheels`` requirement through the host's pip configuration (no network)."""
     for spec in recipe.host_wheels:
         cmd = [
-            sys.executable, "-m", "pip", "download", spec, "--no-deps", "--only-binary=:all:",
-            "--python-version", recipe.python, "--implementation", "cp", "-d", str(dest),
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            spec,
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            recipe.python,
+            "--implementation",
+            "cp",
+            "-d",
+            str(dest),
         ]
         log.line("$ " + shlex.join(cmd))
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -412,7 +478,8 @@ def _host_wheels(recipe: BaseRecipe, dest: Path, log: BuildLog) -> list[Path]:
                 "in a directory and point pip at it with `pip config set global.find-links DIR` "
                 "(or PIP_FIND_LINKS=DIR), then run `vdbench images bootstrap --base "
                 f"{recipe.name}` again",
-                list(log.tail), log.path,
+                list(log.tail),
+                log.path,
             )
     wheels = sorted(dest.glob("*.whl"))
     log.line("vdbench: host wheels: " + ", ".join(f"{w.name} ({w.stat().st_size >> 20} MiB)" for w in wheels))
@@ -422,8 +489,8 @@ def _host_wheels(recipe: BaseRecipe, dest: Path, log: BuildLog) -> list[Path]:
 # --- rootfs -------------------------------------------------------------------------------------
 
 
-def _rootfs(recipe: BaseRecipe, cache: Path, log: BuildLog) -> Path:
-    """The debootstrapped rootfs for ``recipe``, from the cache when its inputs did not change."""
+def _rootfs(recipe: BaseRecipe, cache: Path, log: BuildLog) -> tuple[Path, bool]:
+    """The debootstrapped rootfs for ``recipe`` and whether it is new (else the cached one)."""
     key = _rootfs_key(recipe)
     top = cache / "rootfs"
     top.mkdir(parents=True, exist_ok=True)
@@ -431,28 +498,35 @@ def _rootfs(recipe: BaseRecipe, cache: Path, log: BuildLog) -> Path:
     with FileLock(str(top / f"{recipe.suite}.lock")):
         if root.is_dir() and marker.is_file() and json.loads(marker.read_text()).get("key") == key:
             log.line(f"vdbench: reusing the cached rootfs {root}")
-            return root
+            return root, False
         if os.geteuid() != 0:
             raise BaseImageError(recipe.tag, "debootstrap needs root: run `vdbench images bootstrap` as root", [], None)
         debootstrap = shutil.which("debootstrap", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
         if debootstrap is None:
             raise BaseImageError(
-                recipe.tag, "debootstrap is not installed: `apt-get install -y debootstrap` "
-                "(scripts/start-docker.sh does it)", [], None,
+                recipe.tag,
+                "debootstrap is not installed: `apt-get install -y debootstrap` (scripts/start-docker.sh does it)",
+                [],
+                None,
             )
         marker.unlink(missing_ok=True)
         _remove_tree(partial)
         _remove_tree(root)
         cmd = [
-            debootstrap, "--variant=minbase", f"--arch={_debian_arch()}", f"--include={','.join(recipe.include)}",
-            recipe.suite, str(partial), recipe.mirror,
+            debootstrap,
+            "--variant=minbase",
+            f"--arch={_debian_arch()}",
+            f"--include={','.join(recipe.include)}",
+            recipe.suite,
+            str(partial),
+            recipe.mirror,
         ]
         t0 = time.monotonic()
         _run_logged(cmd, log, recipe.tag)
         partial.rename(root)
         seconds = round(time.monotonic() - t0, 1)
         marker.write_text(json.dumps({"key": key, "seconds": seconds, "suite": recipe.suite}))
-        return root
+        return root, True
 
 
 def _remove_tree(path: Path) -> None:
@@ -492,7 +566,10 @@ def _import_rootfs(client: DockerClient, root: Path, tag: str, recipe: BaseRecip
 
         try:
             result = client.api.import_image(
-                src=chunks(), repository=repo, tag=version, stream_src=True,
+                src=chunks(),
+                repository=repo,
+                tag=version,
+                stream_src=True,
                 changes=[f"ENV PATH={SYSTEM_PATH}", 'CMD ["/bin/bash"]'],
             )
         except docker.errors.APIError as exc:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 
-import docker
-import docker.errors
 from docker import DockerClient
 
 from pytest_vdbench.bases import BASE_LABEL, BASES, ensure_base
-from pytest_vdbench.images import KIND_LABEL, MODEL_LABEL, ImageBuildError
+from pytest_vdbench.images import KIND_LABEL, MODEL_LABEL, DockerUnavailable, ImageBuildError, connect_docker
 
 __all__ = ["build_parser", "main"]
 
@@ -25,13 +24,9 @@ class CliError(Exception):
 
 def _client() -> DockerClient:
     try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise CliError(
-            f"no Docker engine answers ({exc}); start one (scripts/start-docker.sh) or set DOCKER_HOST"
-        ) from None
-    return client
+        return connect_docker()
+    except DockerUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_images_bootstrap(args: argparse.Namespace) -> int:
@@ -40,27 +35,37 @@ def cmd_images_bootstrap(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in BASES]
     if unknown:
         raise CliError(f"unknown base {', '.join(map(repr, unknown))}; known bases: {', '.join(BASES)}")
-    client = _client()
     stream = print if args.verbose else None
-    for name in names:
-        result = ensure_base(
-            client, name, cache_dir=args.cache_dir, lock_dir=args.lock_dir, force=args.force, stream=stream,
-        )
-        detail = ", ".join(f"{k} {v:.1f}s" for k, v in result.steps.items())
-        state = f"built in {result.seconds:.1f}s" if result.built else "up to date"
-        print(f"{result.tag:<32} {state}{f' ({detail})' if detail else ''}  {result.image_id[:19]}", flush=True)
+    with closing(_client()) as client:
+        for name in names:
+            result = ensure_base(
+                client,
+                name,
+                cache_dir=args.cache_dir,
+                lock_dir=args.lock_dir,
+                force=args.force,
+                stream=stream,
+            )
+            detail = ", ".join(f"{k} {v:.1f}s" for k, v in result.steps.items())
+            state = f"built in {result.seconds:.1f}s" if result.built else "up to date"
+            print(f"{result.tag:<32} {state}{f' ({detail})' if detail else ''}  {result.image_id[:19]}", flush=True)
     return 0
 
 
 def cmd_images_list(args: argparse.Namespace) -> int:
     """List the images vdbench made (bases and models) with their size."""
-    client = _client()
+    with closing(_client()) as client:
+        images = client.images.list(filters={"label": KIND_LABEL})
     rows = []
-    for image in client.images.list(filters={"label": KIND_LABEL}):
+    hidden = 0
+    for image in images:
+        if not image.tags:  # build stages and superseded builds: `docker image prune` removes them
+            hidden += 1
+            continue
         labels = image.labels
         kind = labels.get(KIND_LABEL, "?")
         what = labels.get(MODEL_LABEL) or labels.get(BASE_LABEL) or ""
-        for tag in image.tags or ["<none>"]:
+        for tag in image.tags:
             rows.append((kind, tag, what, image.short_id.removeprefix("sha256:"), int(image.attrs.get("Size", 0))))
     if not rows:
         print("no vdbench images; build the bases with `vdbench images bootstrap`")
@@ -70,6 +75,8 @@ def cmd_images_list(args: argparse.Namespace) -> int:
     print(f"{'KIND':<6} {'TAG':<{width}} {'SIZE':>9}  {'ID':<12} NAME")
     for kind, tag, what, short, size in rows:
         print(f"{kind:<6} {tag:<{width}} {size / 1e6:>7.0f}MB  {short:<12} {what}")
+    if hidden:
+        print(f"({hidden} untagged vdbench image(s) not shown; `docker image prune` removes them)")
     return 0
 
 
@@ -79,7 +86,9 @@ def _add_images(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     boot = images_sub.add_parser("bootstrap", help=cmd_images_bootstrap.__doc__)
     boot.add_argument(
-        "--base", action="append", metavar="NAME",
+        "--base",
+        action="append",
+        metavar="NAME",
         help="base to build (repeatable). Default: all of bookworm, bullseye, torch-cpu",
     )
     boot.add_argument("--force", action="store_true", help="rebuild even when the recipe label matches")

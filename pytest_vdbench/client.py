@@ -5,8 +5,9 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from safetensors.numpy import load as load_safetensors
@@ -45,7 +46,12 @@ class AdapterClient:
         self.timeout = timeout
 
     def _request(
-        self, method: str, path: str, body: bytes | None = None, *, timeout: float | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        timeout: float | None = None,
         content_type: str = "application/json",
     ) -> tuple[int, Mapping[str, str], bytes]:
         conn = http.client.HTTPConnection(self.endpoint.host, self.endpoint.port, timeout=timeout or self.timeout)
@@ -85,9 +91,7 @@ class AdapterClient:
     def requirements(self) -> dict[str, Any]:
         return self._ok_json("/v1/requirements")
 
-    def generate(
-        self, prompt: str, *, seed: int | None, params: Mapping[str, Any], timeout: float | None = None
-    ) -> Generation:
+    def generate(self, prompt: str, *, seed: int | None, params: Mapping[str, Any], timeout: float | None = None) -> Generation:
         """POST /v1/generate and decode the safetensors ``output`` tensor."""
         body = json.dumps({"prompt": prompt, "seed": seed, "params": dict(params)}).encode()
         start = time.perf_counter()
@@ -102,7 +106,7 @@ class AdapterClient:
             raise self._error("POST /v1/generate", status, data)
         try:
             tensors = load_safetensors(data)
-        except Exception as exc:  # noqa: BLE001 - any decoding problem is the adapter's fault
+        except Exception as exc:
             raise AdapterError(f"generate returned a malformed safetensors body ({len(data)} bytes): {exc}") from None
         if "output" not in tensors:
             raise AdapterError(f"generate returned tensors {sorted(tensors)} without 'output'")
@@ -116,8 +120,12 @@ class AdapterClient:
         )
 
     def fit(
-        self, table: np.ndarray[Any, Any], columns: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
-        *, timeout: float | None = None,
+        self,
+        table: np.ndarray[Any, Any],
+        columns: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
     ) -> float:
         """POST /v1/fit with the table as safetensors; returns the adapter's fit seconds."""
         meta = {"columns": json.dumps(list(columns)), "params": json.dumps(dict(params))}

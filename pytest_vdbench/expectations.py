@@ -9,7 +9,7 @@ import numpy as np
 from pytest_vdbench.host import format_bytes
 from pytest_vdbench.manifest import Bound, Expect
 
-__all__ = ["output_problems", "determinism_problems", "requirement_problems", "bound_problems"]
+__all__ = ["bound_problems", "determinism_problems", "output_problems", "requirement_problems"]
 
 
 def output_problems(output: np.ndarray[Any, Any], expect: Expect) -> list[str]:
@@ -48,7 +48,10 @@ def output_problems(output: np.ndarray[Any, Any], expect: Expect) -> list[str]:
 def determinism_problems(first: np.ndarray[Any, Any], second: np.ndarray[Any, Any], atol: float, seed: int | None) -> list[str]:
     """Two outputs for the same seed must match (exactly, or within ``atol``)."""
     if first.shape != second.shape or first.dtype != second.dtype:
-        return [f"same seed {seed} gave outputs of different shape/dtype: {first.shape} {first.dtype} vs {second.shape} {second.dtype}"]
+        return [
+            f"same seed {seed} gave outputs of different shape/dtype: "
+            f"{first.shape} {first.dtype} vs {second.shape} {second.dtype}"
+        ]
     if atol == 0.0:
         equal = np.array_equal(first, second, equal_nan=np.issubdtype(first.dtype, np.floating))
         if equal:
@@ -81,7 +84,9 @@ def requirement_problems(declared: dict[str, Any], resources: Any) -> list[str]:
             continue
         if key == "gpu_memory" and not resources.gpus:
             if value:
-                problems.append(f"adapter needs {format_bytes(value)} of GPU memory but the manifest gives no GPU (resources.gpus: 0)")
+                problems.append(
+                    f"adapter needs {format_bytes(value)} of GPU memory but the manifest gives no GPU (resources.gpus: 0)"
+                )
             continue
         if value > limit:
             problems.append(f"adapter needs {key} = {fmt(value)} but the manifest's resources.{key} is {fmt(limit)}")

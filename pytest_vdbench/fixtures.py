@@ -12,7 +12,7 @@ from pytest_vdbench.run import ModelNotReady, ModelRun
 from pytest_vdbench.runtime import Endpoint
 from pytest_vdbench.session import SESSION_KEY, VdbenchSession
 
-__all__ = ["vdbench_session", "vdbench_model", "vdbench_run", "vdbench_endpoint", "vdbench_client", "vdbench_case"]
+__all__ = ["vdbench_case", "vdbench_client", "vdbench_endpoint", "vdbench_model", "vdbench_run", "vdbench_session"]
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from pytest_vdbench.manifest import ModelSpec
 
-__all__ = ["GpuInfo", "HostInfo", "probe_host", "hf_cache_dir", "unmet_requirements", "format_bytes"]
+__all__ = ["GpuInfo", "HostInfo", "format_bytes", "hf_cache_dir", "probe_host", "unmet_requirements"]
 
 
 def format_bytes(value: int | float | None) -> str:
@@ -53,7 +54,7 @@ def _nvml_gpus() -> tuple[tuple[GpuInfo, ...], str | None, str]:
         return (), None, "nvidia-ml-py is not installed"
     try:
         pynvml.nvmlInit()
-    except Exception as exc:  # noqa: BLE001 - NVMLError subclasses vary by failure
+    except Exception as exc:
         return (), None, f"NVML unavailable ({exc}): no NVIDIA driver on this host"
     try:
         driver = pynvml.nvmlSystemGetDriverVersion()
@@ -61,17 +62,13 @@ def _nvml_gpus() -> tuple[tuple[GpuInfo, ...], str | None, str]:
         for i in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
             mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(
-                GpuInfo(i, str(pynvml.nvmlDeviceGetUUID(handle)), str(pynvml.nvmlDeviceGetName(handle)), int(mem.total))
-            )
+            gpus.append(GpuInfo(i, str(pynvml.nvmlDeviceGetUUID(handle)), str(pynvml.nvmlDeviceGetName(handle)), int(mem.total)))
         return tuple(gpus), str(driver), "" if gpus else "NVML found no GPU"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return (), None, f"NVML query failed: {exc}"
     finally:
-        try:
+        with contextlib.suppress(Exception):  # shutting down a half-initialised NVML
             pynvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001,S110 - shutting down a half-initialised NVML
-            pass
 
 
 def probe_host() -> HostInfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -11,6 +12,7 @@ import stat
 import tarfile
 import tempfile
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
+import docker
 import docker.errors
 from filelock import FileLock
 
@@ -27,9 +30,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildLog",
     "BuildResult",
+    "DockerUnavailable",
     "ImageBuildError",
     "ImagePlan",
     "build_image",
+    "connect_docker",
     "default_lock_dir",
     "docker_build",
     "image_repo",
@@ -45,8 +50,29 @@ SDK_DIR = ".vdbench-sdk"
 #: Bump when the way inputs are hashed or images are built changes: every model tag changes with it.
 HASH_VERSION = "1"
 TAIL_LINES = 40
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class DockerUnavailable(Exception):
+    """No Docker engine answers; the message carries docker-py's reason and the fix."""
+
+
+def connect_docker() -> DockerClient:
+    """A docker-py client from the environment (DOCKER_HOST...) that answered a ping."""
+    try:
+        client = docker.from_env()
+        client.ping()
+        return client
+    except docker.errors.DockerException as exc:
+        reason = str(exc)
+    # docker-py leaks the socket of a failed API version negotiation: collect it here, quietly,
+    # rather than as a ResourceWarning at some later, unrelated point (an error under -W error).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    raise DockerUnavailable(f"no Docker engine answers ({reason}); run scripts/start-docker.sh or set DOCKER_HOST")
 
 
 def default_lock_dir() -> Path:
@@ -95,9 +121,7 @@ class BuildLog:
     def __enter__(self) -> BuildLog:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 
@@ -317,12 +341,14 @@ def _base_id(client: DockerClient, base_tag: str) -> str:
         image_id = client.images.get(base_tag).id
     except docker.errors.ImageNotFound:
         raise ImageBuildError(
-            base_tag, f"base image {base_tag!r} is not present locally (vdbench never pulls); "
+            base_tag,
+            f"base image {base_tag!r} is not present locally (vdbench never pulls); "
             "for a vdbench base run `vdbench images bootstrap`, otherwise `docker load` or `docker pull` it",
-            [], None,
+            [],
+            None,
         ) from None
     assert image_id is not None
-    return image_id
+    return str(image_id)
 
 
 def write_context_tar(plan: ImagePlan, fileobj: IO[bytes]) -> None:
@@ -369,15 +395,23 @@ def docker_build(
     pending = ""
     try:
         chunks: Iterator[dict[str, object]] = client.api.build(
-            fileobj=context, custom_context=True, tag=tag, dockerfile=dockerfile,
-            buildargs=dict(buildargs), labels=dict(labels), rm=True, forcerm=True, pull=False, decode=True,
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            dockerfile=dockerfile,
+            buildargs=dict(buildargs),
+            labels=dict(labels),
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
         )
         for chunk in chunks:
             if isinstance(chunk.get("stream"), str):
                 pending += str(chunk["stream"])
                 *done, pending = pending.split("\n")
                 for line in done:
-                    log.line(line.rstrip("\r"))
+                    log.line(_ANSI.sub("", line).rstrip("\r"))
             elif chunk.get("error"):
                 error = str(chunk["error"]).strip()
             elif isinstance(chunk.get("aux"), dict):
@@ -389,7 +423,7 @@ def docker_build(
     except docker.errors.APIError as exc:
         error = str(exc.explanation or exc)
     if pending:
-        log.line(pending)
+        log.line(_ANSI.sub("", pending))
     if error is not None:
         log.line(f"ERROR: {error}")
         raise ImageBuildError(name, error, list(log.tail), log.path)
@@ -430,10 +464,14 @@ def build_image(
             log.line(f"vdbench: building {tag} for {name!r} from {plan.context_dir} ({len(plan.files)} entries)")
             write_context_tar(plan, context)
             image_id = docker_build(
-                client, context, tag=tag, dockerfile=plan.dockerfile,
+                client,
+                context,
+                tag=tag,
+                dockerfile=plan.dockerfile,
                 buildargs={**dict(plan.build_args), "BASE": plan.base_tag},
                 labels={KIND_LABEL: "model", MODEL_LABEL: name, HASH_LABEL: plan.digest},
-                log=log, name=name,
+                log=log,
+                name=name,
             )
             seconds = time.monotonic() - start
             log.line(f"vdbench: built {tag} ({image_id}) in {seconds:.1f}s")

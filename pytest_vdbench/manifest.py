@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,12 +19,12 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 __all__ = [
-    "ManifestError",
-    "Manifest",
-    "ModelSpec",
     "Case",
-    "load_manifest",
+    "Manifest",
+    "ManifestError",
+    "ModelSpec",
     "discover_manifests",
+    "load_manifest",
     "parse_bytes",
     "parse_seconds",
 ]
@@ -367,7 +368,7 @@ def load_manifest(path: Path, root: Path) -> list[ModelSpec]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError([f"{path}: cannot read manifest: {exc}"]) from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - CSafeLoader/SafeLoader
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -416,7 +417,7 @@ def _has_path(data: Any, loc: Sequence[str | int]) -> bool:
         if isinstance(current, dict) and part in current:
             current = current[part]
         elif isinstance(current, list) and isinstance(part, int) and part < len(current):
-            current = current[part]
+            current = current[int(part)]
         else:
             return False
     return True

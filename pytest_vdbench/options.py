@@ -21,19 +21,47 @@ def parse_runtime(value: str) -> str:
 
 def addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("vdbench", "vdbench: benchmark and validate containerised generative models")
-    group.addoption("--vdbench", action="store_true", default=False,
-                    help="Collect and run the model suites (without it the plugin does nothing).")
-    group.addoption("--vdbench-suite", action="append", default=[], metavar="PATH",
-                    help="Suite directory or manifest file; repeatable. Default: ini vdbench_suites or 'model_suites'.")
-    group.addoption("--vdbench-model", action="append", default=[], metavar="NAME",
-                    help="Only models whose name or id (name-variant) matches NAME (a glob); repeatable.")
-    group.addoption("--vdbench-variant", action="append", default=[], metavar="NAME",
-                    help="Only these variants (e.g. tiny); repeatable. Default: all variants.")
-    group.addoption("--vdbench-runtime", type=parse_runtime, default=None, metavar="RUNTIME",
-                    help="Where models run: docker or process. Default: ini vdbench_runtime, else docker, "
-                         "falling back to process (with a notice) when no Docker engine answers.")
-    group.addoption("--vdbench-report", default=None, metavar="DIR",
-                    help="Write report.json and report.md for the run into DIR. Default: ini vdbench_report or none.")
+    group.addoption(
+        "--vdbench",
+        action="store_true",
+        default=False,
+        help="Collect and run the model suites (without it the plugin does nothing).",
+    )
+    group.addoption(
+        "--vdbench-suite",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="Suite directory or manifest file; repeatable. Default: ini vdbench_suites or 'model_suites'.",
+    )
+    group.addoption(
+        "--vdbench-model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Only models whose name or id (name-variant) matches NAME (a glob); repeatable.",
+    )
+    group.addoption(
+        "--vdbench-variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Only these variants (e.g. tiny); repeatable. Default: all variants.",
+    )
+    group.addoption(
+        "--vdbench-runtime",
+        type=parse_runtime,
+        default=None,
+        metavar="RUNTIME",
+        help="Where models run: docker or process. Default: ini vdbench_runtime, else docker, "
+        "falling back to process (with a notice) when no Docker engine answers.",
+    )
+    group.addoption(
+        "--vdbench-report",
+        default=None,
+        metavar="DIR",
+        help="Write report.json and report.md for the run into DIR. Default: ini vdbench_report or none.",
+    )
     parser.addini("vdbench_suites", "Suite directories or manifests (default: model_suites).", type="paths", default=[])
     parser.addini("vdbench_runtime", "Default runtime: docker or process.", default="")
     parser.addini("vdbench_report", "Default report directory.", default="")

@@ -11,7 +11,7 @@ from pytest_vdbench.manifest import Case
 if TYPE_CHECKING:
     from pytest_vdbench.run import ModelRun
 
-__all__ = ["quality_scores", "contrast_prompt"]
+__all__ = ["contrast_prompt", "quality_scores"]
 
 
 def contrast_prompt(prompt: str) -> str:

@@ -13,7 +13,7 @@ from pytest_vdbench.host import format_bytes
 if TYPE_CHECKING:
     from pytest_vdbench.session import VdbenchSession
 
-__all__ = ["summary_lines", "write_reports", "collect_rows"]
+__all__ = ["collect_rows", "summary_lines", "write_reports"]
 
 SCHEMA_VERSION = 1
 
@@ -40,30 +40,32 @@ def collect_rows(session: VdbenchSession) -> list[dict[str, Any]]:
         elif errors:
             status = "errors"
         build = run.build
-        rows.append({
-            "model": run.spec.name,
-            "variant": run.spec.variant,
-            "id": run_id,
-            "modality": run.spec.manifest.modality,
-            "runtime": run.runtime.name,
-            "manifest": str(run.spec.path),
-            "manifest_sha256": run.spec.manifest_sha256,
-            "image": build.image if build else None,
-            "image_id": build.image_id if build else None,
-            "image_size_bytes": build.size_bytes if build else None,
-            "build_seconds": build.build_seconds if build else None,
-            "build_cached": build.cached if build else None,
-            "startup_seconds": run.instance.startup_seconds if run.instance is not None else None,
-            "generate_seconds_median": max(lat_known) if lat_known else None,
-            "peak_memory_bytes": usage.peak_memory_bytes if usage else None,
-            "mean_memory_bytes": usage.mean_memory_bytes if usage else None,
-            "cpu_percent": usage.cpu_percent if usage else None,
-            "oom_killed": usage.oom_killed if usage else None,
-            "quality": scores,
-            "metadata": run.metadata,
-            "status": status,
-            "errors": errors,
-        })
+        rows.append(
+            {
+                "model": run.spec.name,
+                "variant": run.spec.variant,
+                "id": run_id,
+                "modality": run.spec.manifest.modality,
+                "runtime": run.runtime.name,
+                "manifest": str(run.spec.path),
+                "manifest_sha256": run.spec.manifest_sha256,
+                "image": build.image if build else None,
+                "image_id": build.image_id if build else None,
+                "image_size_bytes": build.size_bytes if build else None,
+                "build_seconds": build.build_seconds if build else None,
+                "build_cached": build.cached if build else None,
+                "startup_seconds": run.instance.startup_seconds if run.instance is not None else None,
+                "generate_seconds_median": max(lat_known) if lat_known else None,
+                "peak_memory_bytes": usage.peak_memory_bytes if usage else None,
+                "mean_memory_bytes": usage.mean_memory_bytes if usage else None,
+                "cpu_percent": usage.cpu_percent if usage else None,
+                "oom_killed": usage.oom_killed if usage else None,
+                "quality": scores,
+                "metadata": run.metadata,
+                "status": status,
+                "errors": errors,
+            }
+        )
     return rows
 
 
@@ -96,17 +98,26 @@ def write_reports(session: VdbenchSession, directory: Path) -> None:
     host = session.host
     doc = {
         "schema_version": SCHEMA_VERSION,
-        "host": {"cpus": host.cpus, "memory_bytes": host.memory_total, "gpus": [g.__dict__ for g in host.gpus],
-                 "driver": host.driver},
+        "host": {
+            "cpus": host.cpus,
+            "memory_bytes": host.memory_total,
+            "gpus": [g.__dict__ for g in host.gpus],
+            "driver": host.driver,
+        },
         "models": rows,
     }
     _atomic_write(directory / "report.json", json.dumps(doc, indent=2, default=str))
-    header = "| Model | Build | Startup | Peak memory | CPU | Generation (median) | Quality | Status |\n|---|---|---|---|---|---|---|---|\n"
+    header = (
+        "| Model | Build | Startup | Peak memory | CPU | Generation (median) | Quality | Status |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
     body = ""
     for r in rows:
         quality = ", ".join(f"{k} {v:.3g}" for k, v in sorted(r["quality"].items())) or "n/a"
         cpu = "n/a" if r["cpu_percent"] is None else f"{r['cpu_percent']:.0f}%"
         build = _fmt_s(r["build_seconds"]) + (" (cached)" if r["build_cached"] else "")
-        body += (f"| {r['id']} | {build} | {_fmt_s(r['startup_seconds'])} | {format_bytes(r['peak_memory_bytes'])} | {cpu} "
-                 f"| {_fmt_s(r['generate_seconds_median'])} | {quality} | {r['status']} |\n")
+        body += (
+            f"| {r['id']} | {build} | {_fmt_s(r['startup_seconds'])} | {format_bytes(r['peak_memory_bytes'])} | {cpu} "
+            f"| {_fmt_s(r['generate_seconds_median'])} | {quality} | {r['status']} |\n"
+        )
     _atomic_write(directory / "report.md", "# vdbench report\n\n" + header + body)

@@ -11,7 +11,7 @@ from pytest_vdbench.client import AdapterClient, AdapterError, Generation
 from pytest_vdbench.manifest import Case, ModelSpec
 from pytest_vdbench.runtime import BuildInfo, Instance, ResourceUsage, Runtime, StartupError
 
-__all__ = ["ModelRun", "ModelNotReady"]
+__all__ = ["ModelNotReady", "ModelRun"]
 
 
 class ModelNotReady(Exception):
@@ -56,7 +56,7 @@ class ModelRun:
         if self.build is None and self.build_error is None:
             try:
                 self.build = self.runtime.prepare(self.spec)
-            except Exception as exc:  # noqa: BLE001 - remembered and reported by every test
+            except Exception as exc:
                 self.build_error = f"image build for {self.spec.id} failed: {exc}"
         if self.build_error:
             raise ModelNotReady(self.build_error)

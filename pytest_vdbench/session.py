@@ -16,9 +16,9 @@ from pytest_vdbench.options import VdbenchOptions
 from pytest_vdbench.run import ModelRun
 
 if TYPE_CHECKING:
-    from pytest_vdbench.runtime import Runtime
+    from pytest_vdbench.runtime import BuildInfo, Instance, Runtime
 
-__all__ = ["VdbenchSession", "SESSION_KEY"]
+__all__ = ["SESSION_KEY", "VdbenchSession"]
 
 SESSION_KEY = pytest.StashKey["VdbenchSession"]()
 
@@ -46,7 +46,8 @@ def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec
     selected: dict[Path, list[ModelSpec]] = {}
     for path, specs in by_path.items():
         keep = [
-            s for s in specs
+            s
+            for s in specs
             if (not options.models or any(fnmatch.fnmatchcase(s.name, p) or fnmatch.fnmatchcase(s.id, p) for p in options.models))
             and (not options.variants or s.variant in options.variants)
         ]
@@ -187,10 +188,10 @@ class _Unavailable:
         self.name = name
         self.reason = reason
 
-    def prepare(self, spec: ModelSpec) -> object:
+    def prepare(self, spec: ModelSpec) -> BuildInfo:
         raise RuntimeError(self.reason)
 
-    def start(self, spec: ModelSpec) -> object:
+    def start(self, spec: ModelSpec) -> Instance:
         raise RuntimeError(self.reason)
 
     def close(self) -> None:

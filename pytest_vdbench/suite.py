@@ -84,8 +84,15 @@ def test_build(vdbench_run: ModelRun, benchmark: Any) -> None:
     except ModelNotReady as exc:
         _fail_once(vdbench_run, "startup", str(exc))
     benchmark.extra_info.update(
-        {"kind": "build", "model": vdbench_run.spec.id, "image": info.image, "image_id": info.image_id,
-         "size_bytes": info.size_bytes, "build_seconds": info.build_seconds, "cached": info.cached}
+        {
+            "kind": "build",
+            "model": vdbench_run.spec.id,
+            "image": info.image,
+            "image_id": info.image_id,
+            "size_bytes": info.size_bytes,
+            "build_seconds": info.build_seconds,
+            "cached": info.cached,
+        }
     )
 
 
@@ -116,8 +123,13 @@ def test_health(vdbench_run: ModelRun, benchmark: Any) -> None:
         if meta.get("adapter") != vdbench_run.spec.manifest.adapter:
             problems.append(f"metadata says adapter {meta.get('adapter')!r}, manifest says {vdbench_run.spec.manifest.adapter!r}")
     benchmark.extra_info.update(
-        {"kind": "startup", "model": vdbench_run.spec.id, "startup_seconds": instance.startup_seconds,
-         "setup_seconds": body.get("setup_seconds"), "runtime": vdbench_run.runtime.name}
+        {
+            "kind": "startup",
+            "model": vdbench_run.spec.id,
+            "startup_seconds": instance.startup_seconds,
+            "setup_seconds": body.get("setup_seconds"),
+            "runtime": vdbench_run.runtime.name,
+        }
     )
     _fail(problems, vdbench_run, logs=True)
 
@@ -142,10 +154,17 @@ def test_generate(vdbench_run: ModelRun, vdbench_case: Case, benchmark: Any) -> 
     out = gen.output
     frames = out.shape[0] if m.modality == "video" and out.ndim == 4 else None
     benchmark.extra_info.update(
-        {"kind": "generate", "model": vdbench_run.spec.id, "case": vdbench_case.id, "seed": vdbench_case.seed,
-         "shape": list(out.shape), "dtype": out.dtype.name, "bytes": gen.nbytes,
-         "server_seconds": gen.server_seconds,
-         "frames_per_second": frames / gen.server_seconds if frames and gen.server_seconds else None}
+        {
+            "kind": "generate",
+            "model": vdbench_run.spec.id,
+            "case": vdbench_case.id,
+            "seed": vdbench_case.seed,
+            "shape": list(out.shape),
+            "dtype": out.dtype.name,
+            "bytes": gen.nbytes,
+            "server_seconds": gen.server_seconds,
+            "frames_per_second": frames / gen.server_seconds if frames and gen.server_seconds else None,
+        }
     )
     _fail(output_problems(_first(vdbench_run, vdbench_case).output, m.case_expect(vdbench_case)), vdbench_run)
 
@@ -196,14 +215,20 @@ def test_budget(vdbench_run: ModelRun, vdbench_case: Case) -> None:
             problems.append(f"OOM-killed at limit {format_bytes(usage.memory_limit_bytes)} (resources.memory)")
         elif not usage.running:
             problems.append(f"the model exited with code {usage.exit_code}")
-        if budgets.peak_memory is not None and usage.peak_memory_bytes is not None and usage.peak_memory_bytes > budgets.peak_memory:
+        if (
+            budgets.peak_memory is not None
+            and usage.peak_memory_bytes is not None
+            and usage.peak_memory_bytes > budgets.peak_memory
+        ):
             problems.append(
                 f"peak memory {format_bytes(usage.peak_memory_bytes)} exceeds expect.budgets.peak_memory "
                 f"{format_bytes(budgets.peak_memory)}"
             )
     latency = run.median_latency(vdbench_case)
     if budgets.generate_seconds is not None and latency is not None and latency > budgets.generate_seconds:
-        problems.append(f"median generation time {latency:.3f}s exceeds expect.budgets.generate_seconds {budgets.generate_seconds:g}s")
+        problems.append(
+            f"median generation time {latency:.3f}s exceeds expect.budgets.generate_seconds {budgets.generate_seconds:g}s"
+        )
     startup = run.instance.startup_seconds if run.instance is not None else None
     if budgets.startup_seconds is not None and startup is not None and startup > budgets.startup_seconds:
         problems.append(f"startup took {startup:.2f}s, over expect.budgets.startup_seconds {budgets.startup_seconds:g}s")

@@ -47,7 +47,9 @@ def wait_status(client: AdapterClient, status: int) -> dict[str, object]:
     raise AssertionError(f"readiness never answered {status}")
 
 
-def raw(client: AdapterClient, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
+def raw(
+    client: AdapterClient, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, object]]:
     conn = http.client.HTTPConnection("127.0.0.1", client.endpoint.port, timeout=5)
     conn.request(method, path, body=body, headers=headers or {})
     resp = conn.getresponse()

@@ -17,8 +17,16 @@ ALL = ["test_health", "test_requirements", "test_generate", "test_determinism", 
 
 def run_suite(pytester: pytest.Pytester, suite: Path, *extra: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(
-        "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "-p", "no:cacheprovider",
-        "--benchmark-disable", "-rfEs", *extra,
+        "--vdbench",
+        "--vdbench-suite",
+        str(suite),
+        "--vdbench-runtime",
+        "process",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-disable",
+        "-rfEs",
+        *extra,
     )
 
 

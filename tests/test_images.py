@@ -7,15 +7,21 @@ import os
 import tarfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from docker import DockerClient
 
-from pytest_vdbench.bases import BASES, base_tag, find_recipe, pip_conf, recipe_hash
+from pytest_vdbench.bases import BASES, base_tag, ensure_base, find_recipe, pip_conf, recipe_hash
+from pytest_vdbench.cli import main
 from pytest_vdbench.images import (
+    BuildResult,
+    DockerUnavailable,
     ImageBuildError,
     ImagePlan,
     build_image,
+    connect_docker,
     image_repo,
     plan_image,
     write_context_tar,
@@ -182,50 +188,44 @@ def test_pip_conf_keeps_only_http_indexes() -> None:
 
 
 @pytest.fixture(scope="module")
-def docker_client() -> Iterator[object]:
-    docker = pytest.importorskip("docker")
+def docker_client() -> Iterator[DockerClient]:
     try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        reason = f"no Docker engine answers ({exc}); run scripts/start-docker.sh or set DOCKER_HOST"
+        client = connect_docker()
+    except DockerUnavailable as exc:
         if os.environ.get("VDBENCH_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
-def bookworm(docker_client: object) -> str:
-    from pytest_vdbench.bases import ensure_base
-
-    result = ensure_base(docker_client, "bookworm")  # type: ignore[arg-type]
+def bookworm(docker_client: DockerClient) -> str:
+    result = ensure_base(docker_client, "bookworm")
     print(f"vdbench/base:bookworm: built={result.built} in {result.seconds:.1f}s {dict(result.steps)}")
     return result.tag
 
 
 @pytest.mark.docker
-def test_build_then_cached(docker_client: object, bookworm: str, context: Path, tmp_path: Path) -> None:
+def test_build_then_cached(docker_client: DockerClient, bookworm: str, context: Path, tmp_path: Path) -> None:
     (context / "nonce.txt").write_text(uuid.uuid4().hex)  # a fresh hash: the first build really builds
-    the_plan = plan_image(context, "Dockerfile", {}, bookworm, client=docker_client)  # type: ignore[arg-type]
+    the_plan = plan_image(context, "Dockerfile", {}, bookworm, client=docker_client)
     lines: list[str] = []
-    first = build_image(docker_client, the_plan, "tiny-test", tmp_path / "logs", lines.append,  # type: ignore[arg-type]
-                        lock_dir=tmp_path / "locks")
+    first = build_image(docker_client, the_plan, "tiny-test", tmp_path / "logs", lines.append, lock_dir=tmp_path / "locks")
     try:
         assert not first.cached
         assert first.tag == the_plan.tag("tiny-test")
         assert first.size_bytes > 0 and first.build_seconds > 0
         assert first.log_path.is_file()
         assert any("import pytest_vdbench.adapter" in line for line in lines)
-        second = build_image(docker_client, the_plan, "tiny-test", tmp_path / "logs", lock_dir=tmp_path / "locks")  # type: ignore[arg-type]
+        second = build_image(docker_client, the_plan, "tiny-test", tmp_path / "logs", lock_dir=tmp_path / "locks")
         assert second.cached
         assert second.image_id == first.image_id
-        image = docker_client.images.get(first.tag)  # type: ignore[attr-defined]
+        image = docker_client.images.get(first.tag)
         assert image.labels["org.vdbench.hash"] == the_plan.digest
         assert image.labels["org.vdbench.model"] == "tiny-test"
     finally:
-        docker_client.images.remove(first.tag, force=True)  # type: ignore[attr-defined]
+        docker_client.images.remove(first.tag, force=True)
 
 
 @pytest.mark.docker
@@ -238,15 +238,49 @@ def test_build_then_cached(docker_client: object, bookworm: str, context: Path, 
     ids=["failing-run", "unknown-instruction"],
 )
 def test_broken_dockerfile_raises(
-    docker_client: object, bookworm: str, context: Path, tmp_path: Path, bad_line: str, expected: str
+    docker_client: DockerClient, bookworm: str, context: Path, tmp_path: Path, bad_line: str, expected: str
 ) -> None:
+    # No nonce: the tag never exists, so it always builds, and docker's cache keeps reruns quick and tidy.
     (context / "Dockerfile").write_text(DOCKERFILE + bad_line + "\n")
-    (context / "nonce.txt").write_text(uuid.uuid4().hex)
-    the_plan = plan_image(context, "Dockerfile", {}, bookworm, client=docker_client)  # type: ignore[arg-type]
+    the_plan = plan_image(context, "Dockerfile", {}, bookworm, client=docker_client)
     with pytest.raises(ImageBuildError) as info:
-        build_image(docker_client, the_plan, "broken-test", tmp_path / "logs", lock_dir=tmp_path / "locks")  # type: ignore[arg-type]
+        build_image(docker_client, the_plan, "broken-test", tmp_path / "logs", lock_dir=tmp_path / "locks")
     message = str(info.value)
     assert "'broken-test'" in message
     assert expected in message
     assert str(tmp_path / "logs") in message
     assert info.value.log_path is not None and expected in info.value.log_path.read_text()
+
+
+@pytest.mark.docker
+def test_concurrent_builds_of_one_plan_build_once(
+    docker_client: DockerClient, bookworm: str, context: Path, tmp_path: Path
+) -> None:
+    (context / "nonce.txt").write_text(uuid.uuid4().hex)
+    the_plan = plan_image(context, "Dockerfile", {}, bookworm, client=docker_client)
+
+    def build(_: int) -> BuildResult:
+        return build_image(docker_client, the_plan, "tiny-race", tmp_path / "logs", lock_dir=tmp_path / "locks")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(build, range(2)))
+    try:
+        assert sorted(r.cached for r in results) == [False, True]
+        assert results[0].image_id == results[1].image_id
+    finally:
+        docker_client.images.remove(results[0].tag, force=True)
+
+
+def test_cli_rejects_unknown_base(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["images", "bootstrap", "--base", "nope"]) == 1
+    assert "unknown base 'nope'; known bases: bookworm, bullseye, torch-cpu" in capsys.readouterr().err
+
+
+@pytest.mark.docker
+def test_cli_bootstrap_and_list(docker_client: DockerClient, bookworm: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["images", "bootstrap", "--base", "bookworm"]) == 0
+    assert "vdbench/base:bookworm" in capsys.readouterr().out
+    assert main(["images", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "vdbench/base:bookworm" in out
+    assert "MB" in out

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import toy_manifest
 from pydantic import ValidationError
 
+from conftest import toy_manifest
 from pytest_vdbench.manifest import ManifestError, discover_manifests, load_manifest, parse_bytes, parse_seconds
 
 
@@ -25,7 +25,9 @@ def errors_of(path: Path) -> list[str]:
     return info.value.problems
 
 
-@pytest.mark.parametrize(("text", "value"), [("512m", 512 * 2**20), ("2g", 2 * 2**30), ("1.5GiB", int(1.5 * 2**30)), (4096, 4096)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("512m", 512 * 2**20), ("2g", 2 * 2**30), ("1.5GiB", int(1.5 * 2**30)), (4096, 4096)]
+)
 def test_parse_bytes(text: str | int, value: int) -> None:
     assert parse_bytes(text) == value
 
@@ -37,12 +39,14 @@ def test_parse_seconds(text: str | int, value: float) -> None:
 
 @pytest.mark.parametrize("bad", ["lots", "-5", "5 parsecs", True])
 def test_parse_bytes_rejects(bad: object) -> None:
-    with pytest.raises(ValueError, match="expected a size|must not be negative"):
+    with pytest.raises(ValueError, match=r"expected a size|must not be negative"):
         parse_bytes(bad)
 
 
 def test_variants_override_and_are_sorted(tmp_path: Path) -> None:
-    doc = toy_manifest(variants={"tiny": {"resources": {"memory": "1g"}}, "full": {"requires": {"gpu": True}, "resources": {"gpus": 1}}})
+    doc = toy_manifest(
+        variants={"tiny": {"resources": {"memory": "1g"}}, "full": {"requires": {"gpu": True}, "resources": {"gpus": 1}}}
+    )
     specs = load_manifest(write(tmp_path, yaml.safe_dump(doc)), tmp_path)
     assert [s.id for s in specs] == ["toy-full", "toy-tiny"]
     full, tiny = specs
@@ -129,7 +133,12 @@ def test_bad_manifest_fails_the_run_with_one_line_per_problem(
     suite = write_suite(text, names=["broken"])
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: invalid vdbench manifest(s):", f"{suite}/broken.yaml:2: modality: Input should be 'video' or 'tabular' (got 'audio')"])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: invalid vdbench manifest(s):",
+            f"{suite}/broken.yaml:2: modality: Input should be 'video' or 'tabular' (got 'audio')",
+        ]
+    )
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 

@@ -6,12 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from conftest import toy_manifest
 
 
 def test_help_shows_the_vdbench_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--help")
-    result.stdout.fnmatch_lines(["vdbench: benchmark and validate containerised generative models:", "*--vdbench-runtime=RUNTIME*"])
+    result.stdout.fnmatch_lines(
+        ["vdbench: benchmark and validate containerised generative models:", "*--vdbench-runtime=RUNTIME*"]
+    )
 
 
 def test_without_flag_the_plugin_adds_nothing(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
@@ -35,7 +38,9 @@ def test_missing_suite_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 def test_model_filter_and_unknown_model(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     suite = write_suite(toy_manifest("alpha"), toy_manifest("beta"))
-    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "--vdbench-model", "be*")
+    result = pytester.runpytest_subprocess(
+        "--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "--vdbench-model", "be*"
+    )
     result.stdout.fnmatch_lines(["suite/beta.yaml::beta::test_health"])
     assert "alpha" not in result.stdout.str()
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-model", "gamma")
@@ -45,7 +50,9 @@ def test_model_filter_and_unknown_model(pytester: pytest.Pytester, write_suite: 
 
 def test_variant_ids_and_variant_filter(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     suite = write_suite(toy_manifest(variants={"tiny": {}, "full": {"rounds": 5}}))
-    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "--vdbench-variant", "tiny")
+    result = pytester.runpytest_subprocess(
+        "--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-q", "--vdbench-variant", "tiny"
+    )
     result.stdout.fnmatch_lines(["suite/toy.yaml::toy-tiny::test_generate[[]fox[]]"])
     assert "toy-full" not in result.stdout.str()
 
@@ -60,16 +67,25 @@ def test_vdbench_alone_runs_only_the_suites(pytester: pytest.Pytester, write_sui
 
 
 def test_gpu_model_is_skipped_with_exact_reason(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
-    doc = toy_manifest(requires={"gpu": True, "weights": [{"repo": "THUDM/CogVideoX-2b"}]}, resources={"gpus": 1, "gpu_memory": "24g"})
+    doc = toy_manifest(
+        requires={"gpu": True, "weights": [{"repo": "THUDM/CogVideoX-2b"}]}, resources={"gpus": 1, "gpu_memory": "24g"}
+    )
     suite = write_suite(doc)
     result = pytester.runpytest_subprocess(
         "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "-rs", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(skipped=7)
-    result.stdout.fnmatch_lines(["*toy: needs 1 GPU(s) with 24.0 GiB each; this host has none (*)*weights THUDM/CogVideoX-2b not found in the Hugging Face cache*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*toy: needs 1 GPU(s) with 24.0 GiB each; this host has none (*)"
+            "*weights THUDM/CogVideoX-2b not found in the Hugging Face cache*"
+        ]
+    )
 
 
-def test_missing_api_key_skips(pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_api_key_skips(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PIKA_API_KEY", raising=False)
     suite = write_suite(toy_manifest(requires={"env": ["PIKA_API_KEY"]}))
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "-rs")
@@ -93,17 +109,32 @@ def test_user_tests_use_public_fixtures(pytester: pytest.Pytester, write_suite: 
         """
     )
     result = pytester.runpytest_subprocess(
-        "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "test_extra.py", "-k", "test_extra",
-        "-v", "-p", "no:cacheprovider",
+        "--vdbench",
+        "--vdbench-suite",
+        str(suite),
+        "--vdbench-runtime",
+        "process",
+        "test_extra.py",
+        "-k",
+        "test_extra",
+        "-v",
+        "-p",
+        "no:cacheprovider",
     )
-    for line in ("*test_two_frames[[]alpha[]] PASSED*", "*test_two_frames[[]beta[]] PASSED*", "*test_only_beta[[]beta[]] PASSED*"):
+    for line in (
+        "*test_two_frames[[]alpha[]] PASSED*",
+        "*test_two_frames[[]beta[]] PASSED*",
+        "*test_only_beta[[]beta[]] PASSED*",
+    ):
         result.stdout.fnmatch_lines([line])
     result.assert_outcomes(passed=3)
 
 
 def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--fixtures")
-    result.stdout.fnmatch_lines(["vdbench_model [[]module scope[]]*", "*The model (variant) under test*", "vdbench_client [[]module scope[]]*"])
+    result.stdout.fnmatch_lines(
+        ["vdbench_model [[]module scope[]]*", "*The model (variant) under test*", "vdbench_client [[]module scope[]]*"]
+    )
 
 
 def test_fallback_to_process_without_docker(
@@ -112,10 +143,18 @@ def test_fallback_to_process_without_docker(
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     suite = write_suite(toy_manifest(expect={"shape": [6, 3, 16, 16]}))
     result = pytester.runpytest_subprocess(
-        "--vdbench", "--vdbench-suite", str(suite), "-p", "no:cacheprovider", "-k", "health",
+        "--vdbench",
+        "--vdbench-suite",
+        str(suite),
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "health",
         "--benchmark-disable",
     )
-    result.stdout.fnmatch_lines(["vdbench: no Docker engine answers at unix:///nonexistent/docker.sock (*); running models as local processes instead*"])
+    result.stdout.fnmatch_lines(
+        ["vdbench: no Docker engine answers at unix:///nonexistent/docker.sock (*); running models as local processes instead*"]
+    )
     result.assert_outcomes(passed=1, deselected=6)
 
 

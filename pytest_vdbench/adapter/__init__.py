@@ -9,6 +9,6 @@ from __future__ import annotations
 from pytest_vdbench.adapter.base import ModelAdapter
 from pytest_vdbench.adapter.codec import decode_safetensors, encode_safetensors
 
-__all__ = ["ModelAdapter", "decode_safetensors", "encode_safetensors", "SDK_VERSION"]
+__all__ = ["SDK_VERSION", "ModelAdapter", "decode_safetensors", "encode_safetensors"]
 
 SDK_VERSION = "1"

@@ -18,7 +18,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("--host", default=os.environ.get("VDBENCH_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("VDBENCH_PORT", "8080")))
     serve.add_argument(
-        "--options", default=os.environ.get("VDBENCH_OPTIONS", "{}"),
+        "--options",
+        default=os.environ.get("VDBENCH_OPTIONS", "{}"),
         help="JSON object passed to the adapter's constructor (default: $VDBENCH_OPTIONS or {})",
     )
     args = parser.parse_args(argv)

@@ -39,9 +39,7 @@ def as_array(value: Any) -> "np.ndarray[Any, Any]":
     return np.asarray(value)
 
 
-def encode_safetensors(
-    tensors: Mapping[str, Any], metadata: Optional[Mapping[str, str]] = None
-) -> List[Any]:
+def encode_safetensors(tensors: Mapping[str, Any], metadata: Optional[Mapping[str, str]] = None) -> List[Any]:
     """Encode ``tensors`` as safetensors; returns buffers to write in order (no big copy)."""
     header: Dict[str, Any] = {}
     buffers: List[Any] = []
@@ -55,7 +53,7 @@ def encode_safetensors(
             raise TypeError(f"tensor {name!r}: dtype {array.dtype} cannot be sent; use one of {sorted(_DTYPES)}")
         nbytes = array.nbytes
         header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + nbytes]}
-        buffers.append(memoryview(array.reshape(-1)).cast("B") if nbytes else b"")
+        buffers.append(array.reshape(-1).data.cast("B") if nbytes else b"")
         offset += nbytes
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
@@ -83,5 +81,7 @@ def decode_safetensors(data: bytes) -> Tuple[Dict[str, "np.ndarray[Any, Any]"], 
     for name, info in header.items():
         begin, end = info["data_offsets"]
         dtype = np.dtype(_NUMPY[info["dtype"]]).newbyteorder("<")
-        out[name] = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=start + begin).reshape(info["shape"])
+        out[name] = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=start + begin).reshape(
+            info["shape"]
+        )
     return out, meta

@@ -106,7 +106,7 @@ class AdapterState:
             cls = load_adapter_class(self.entry)
             adapter = cls(**self.options)
             adapter.load()
-        except BaseException:  # noqa: BLE001 - any failure is reported through readiness
+        except BaseException:
             self.error = traceback.format_exc()
             self.status = "failed"
             sys.stderr.write(f"vdbench adapter: load() of {self.entry} failed:\n{self.error}")
@@ -128,7 +128,7 @@ class AdapterState:
         assert self.adapter is not None
         try:
             healthy = bool(self.adapter.health_check())
-        except Exception:  # noqa: BLE001
+        except Exception:
             healthy, body["error"] = False, traceback.format_exc()
         if not healthy:
             body["status"] = "unhealthy"
@@ -148,7 +148,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state: AdapterState
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write("vdbench adapter: %s\n" % (format % args))
 
     def _send_json(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:
@@ -194,12 +194,12 @@ class Handler(BaseHTTPRequestHandler):
             handler()
         except RequestError as exc:
             self._send_json(exc.status, {"error": str(exc)})
-        except Exception as exc:  # noqa: BLE001 - the model failed; keep serving
+        except Exception as exc:
             tb = traceback.format_exc()
             sys.stderr.write(f"vdbench adapter: {self.command} {path} failed:\n{tb}")
             self._send_json(500, {"error": f"{type(exc).__name__}: {exc}", "traceback": tb})
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._dispatch(
             {
                 "/health/live": lambda: self._send_json(200, {"status": "alive"}),
@@ -209,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
             }
         )
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         self._dispatch({"/v1/generate": self._generate, "/v1/fit": self._fit})
 
     def _metadata(self) -> None:

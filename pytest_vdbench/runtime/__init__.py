@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from pytest_vdbench.manifest import ModelSpec
 
 __all__ = [
-    "Endpoint",
-    "ResourceUsage",
     "BuildInfo",
+    "Endpoint",
     "Instance",
+    "ResourceUsage",
     "Runtime",
     "StartupError",
     "wait_ready",

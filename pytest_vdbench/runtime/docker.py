@@ -7,10 +7,12 @@ are labelled with the run id and are always removed: on stop, and by a sweep at 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,11 @@ from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, StartupEr
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled offline
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")  # never the docker0 gateway
 
-from testcontainers.core.config import testcontainers_config  # noqa: E402
-from testcontainers.core.container import DockerContainer  # noqa: E402
-from testcontainers.core.waiting_utils import WaitStrategy  # noqa: E402
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.waiting_utils import WaitStrategy
 
-__all__ = ["DockerRuntime", "DockerInstance", "docker_unavailable", "LABEL_RUN", "LABEL_MODEL"]
+__all__ = ["LABEL_MODEL", "LABEL_RUN", "DockerInstance", "DockerRuntime", "docker_unavailable"]
 
 LABEL_RUN = "org.vdbench.run"
 LABEL_MODEL = "org.vdbench.model"
@@ -43,8 +45,9 @@ def docker_unavailable() -> str | None:
         client = docker.from_env(timeout=5)
         client.ping()
         client.close()
-    except Exception as exc:  # noqa: BLE001 - DockerException, connection errors, missing socket
-        return f"no Docker engine answers at {os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')} ({type(exc).__name__}); start one (scripts/start-docker.sh)"
+    except Exception as exc:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        return f"no Docker engine answers at {host} ({type(exc).__name__}); start one (scripts/start-docker.sh)"
     return None
 
 
@@ -54,14 +57,19 @@ class AdapterReadyWait(WaitStrategy):
     def __init__(self, instance: DockerInstance, timeout: float) -> None:
         super().__init__()
         self.instance = instance
-        self.with_startup_timeout(timeout)
+        self.with_startup_timeout(timedelta(seconds=timeout))
 
     def wait_until_ready(self, container: Any) -> None:
         inst = self.instance
         port = int(container.get_exposed_port(PORT))
         inst.endpoint = Endpoint("127.0.0.1", port)
-        wait_ready(AdapterClient(inst.endpoint, timeout=5.0).ready, timeout=self._startup_timeout,
-                   alive=inst.exited, logs=inst.logs, what=f"container of {inst.spec.id}")
+        wait_ready(
+            AdapterClient(inst.endpoint, timeout=5.0).ready,
+            timeout=self._startup_timeout,
+            alive=inst.exited,
+            logs=inst.logs,
+            what=f"container of {inst.spec.id}",
+        )
 
 
 class DockerInstance:
@@ -81,7 +89,9 @@ class DockerInstance:
         env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options), **m.env}
         self.container = (
             DockerContainer(image)
-            .with_command(["python", "-m", "pytest_vdbench.adapter", "serve", m.adapter, "--host", "0.0.0.0", "--port", str(PORT)])
+            .with_command(
+                ["python", "-m", "pytest_vdbench.adapter", "serve", m.adapter, "--host", "0.0.0.0", "--port", str(PORT)]
+            )
             .with_envs(**env)
             .with_kwargs(
                 labels={LABEL_RUN: run_id, LABEL_MODEL: spec.id},
@@ -97,7 +107,8 @@ class DockerInstance:
             )
             .with_tmpfs_mount("/tmp", "size=1g")
         )
-        self.container.ports[f"{PORT}/tcp"] = ("127.0.0.1", None)
+        # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
+        self.container.ports[f"{PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         if r.gpus:
             import docker.types
 
@@ -132,7 +143,7 @@ class DockerInstance:
             return None
         try:
             wrapped.reload()
-        except Exception as exc:  # noqa: BLE001 - container vanished
+        except Exception as exc:
             return f"container is gone ({exc})"
         state = wrapped.attrs.get("State", {})
         if state.get("Status") in ("exited", "dead"):
@@ -146,14 +157,14 @@ class DockerInstance:
             return ""
         try:
             return bytes(wrapped.logs(tail=tail)).decode(errors="replace")
-        except Exception:  # noqa: BLE001 - removed already
+        except Exception:
             return ""
 
     # -- measurements ----------------------------------------------------------------------
     def _stats(self) -> dict[str, Any]:
         try:
             return dict(self._wrapped().stats(stream=False, one_shot=True))
-        except Exception:  # noqa: BLE001 - container stopped between samples
+        except Exception:
             return {}
 
     def _cpu_now(self) -> tuple[float, float] | None:
@@ -183,7 +194,7 @@ class DockerInstance:
             try:
                 wrapped.reload()
                 state = wrapped.attrs.get("State", {})
-            except Exception:  # noqa: BLE001
+            except Exception:
                 state = {}
         running = state.get("Status") == "running"
         return ResourceUsage(
@@ -204,18 +215,41 @@ class DockerInstance:
             return self._final
         try:
             usage = self.usage() if self._wrapped() is not None else ResourceUsage(running=False)
-        except Exception:  # noqa: BLE001
+        except Exception:
             usage = ResourceUsage(running=False)
         self._stop_sampling.set()
         wrapped = self._wrapped()
         if wrapped is not None:
-            try:
+            with contextlib.suppress(Exception):  # already gone; the session sweep double-checks
                 wrapped.remove(force=True, v=True)
-            except Exception:  # noqa: BLE001,S110 - already gone; the session sweep double-checks
-                pass
         usage.running = False
         self._final = usage
         return usage
+
+
+def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any = None) -> BuildInfo:
+    """Bootstrap the model's vdbench base if needed, then build its content-addressed image."""
+    from pytest_vdbench.bases import base_tag, ensure_base, find_recipe
+    from pytest_vdbench.images import ImageBuildError, build_image, plan_image
+
+    image = spec.manifest.image
+    if find_recipe(image.base) is not None:
+        ensure_base(client, image.base, stream=stream)
+    tag = base_tag(image.base)
+    try:
+        plan = plan_image(spec.context_dir, image.dockerfile, image.args, tag, client=client)
+    except FileNotFoundError as exc:
+        raise ImageBuildError(spec.name, f"{exc} (image.context / image.dockerfile in {spec.path})", [], None) from None
+    result = build_image(client, plan, spec.name, log_dir, stream)
+    return BuildInfo(
+        image=result.tag,
+        image_id=result.image_id,
+        size_bytes=result.size_bytes,
+        build_seconds=result.build_seconds,
+        cached=result.cached,
+        log_path=str(result.log_path),
+        extra={"base": tag, "hash": plan.digest},
+    )
 
 
 def _json(value: Any) -> str:
@@ -243,12 +277,10 @@ class DockerRuntime:
     def prepare(self, spec: ModelSpec) -> BuildInfo:
         if spec.id in self._builds:
             return self._builds[spec.id]
-        from pytest_vdbench.images import build_model_image
-
         verbose = self.config.get_verbosity() > 0
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         stream = (lambda line: reporter.write_line(f"[build {spec.name}] {line}")) if verbose and reporter else None
-        info = build_model_image(self.client, spec, self.work_dir, stream=stream)
+        info = build_model_image(self.client, spec, self.work_dir / "build-logs", stream=stream)
         self._builds[spec.id] = info
         return info
 
@@ -275,6 +307,6 @@ def sweep(client: Any, labels: dict[str, str]) -> int:
         try:
             container.remove(force=True, v=True)
             removed += 1
-        except Exception:  # noqa: BLE001,S112 - raced with another remover
+        except Exception:
             continue
     return removed

@@ -63,10 +63,23 @@ class ProcessInstance:
         env["PYTHONUNBUFFERED"] = "1"
         self._t0 = time.monotonic()
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "pytest_vdbench.adapter", "serve", spec.manifest.adapter,
-                 "--host", "127.0.0.1", "--port", "0"],
-                cwd=context, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest_vdbench.adapter",
+                    "serve",
+                    spec.manifest.adapter,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                ],
+                cwd=context,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         self.endpoint = Endpoint("127.0.0.1", 0)
         self.startup_seconds = 0.0
@@ -107,7 +120,10 @@ class ProcessInstance:
             time.sleep(0.01)
         client = AdapterClient(self.endpoint, timeout=5.0)
         wait_ready(
-            client.ready, timeout=max(0.0, deadline - time.monotonic()), alive=self._exited, logs=self.logs,
+            client.ready,
+            timeout=max(0.0, deadline - time.monotonic()),
+            alive=self._exited,
+            logs=self.logs,
             what=f"model {self.spec.id}",
         )
         self.startup_seconds = time.monotonic() - self._t0

@@ -14,8 +14,23 @@ import numpy as np
 
 from pytest_vdbench.adapter import ModelAdapter
 
-FAULTS = ("none", "shape", "dtype", "nan", "range", "nondeterministic", "load_crash", "never_ready", "slow",
-          "requirements", "generate_crash", "exit", "constant", "ignores_prompt", "memory")
+FAULTS = (
+    "none",
+    "shape",
+    "dtype",
+    "nan",
+    "range",
+    "nondeterministic",
+    "load_crash",
+    "never_ready",
+    "slow",
+    "requirements",
+    "generate_crash",
+    "exit",
+    "constant",
+    "ignores_prompt",
+    "memory",
+)
 
 
 class ToyVideo(ModelAdapter):
@@ -51,7 +66,7 @@ class ToyVideo(ModelAdapter):
         if self.fault == "slow" or self.delay:
             time.sleep(self.delay or 0.5)
         if self.fault == "memory":
-            self._hog = [np.ones(64 * 1024**2 // 8) for _ in range(4)]  # noqa: B018 - keep 256 MiB alive
+            self._hog = [np.ones(64 * 1024**2 // 8) for _ in range(4)]
         key = 0 if self.fault == "ignores_prompt" else sum(prompt.encode())
         phase = (seed * 7919 + key) % 997 / 997.0
         if self.fault == "nondeterministic":
