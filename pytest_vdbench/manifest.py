@@ -175,6 +175,9 @@ class Case(_Frozen):
     seed: int | None = 0
     params: dict[str, Any] = Field(default_factory=dict, description="passed to generate(**params)")
     dataset: str | None = Field(None, description="tabular: CSV relative to the manifest")
+    discrete: list[str] = Field(default_factory=list, description="tabular: numeric columns to treat as discrete")
+    target: str | None = Field(None, description="tabular: column predicted for train-synthetic-test-real")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="tabular: share of rows held out for scoring")
     fit: dict[str, Any] = Field(default_factory=dict, description="tabular: fit hyper-parameters")
     expect: dict[str, Any] = Field(default_factory=dict, description="overrides of the model's expect")
 

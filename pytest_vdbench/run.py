@@ -10,6 +10,7 @@ from typing import Any
 from pytest_vdbench.client import AdapterClient, AdapterError, Generation
 from pytest_vdbench.manifest import Case, ModelSpec
 from pytest_vdbench.runtime import BuildInfo, Instance, ResourceUsage, Runtime, StartupError
+from pytest_vdbench.tabular import TabularData, load_case_data
 
 __all__ = ["ModelNotReady", "ModelRun"]
 
@@ -50,6 +51,10 @@ class ModelRun:
         self.started_at: float | None = None
         #: failure key ("startup", "generate:<case>") -> the test that reported it
         self.reported: dict[str, str] = {}
+        self._tabular: dict[str, TabularData] = {}
+        self.fitted_case: str | None = None
+        #: cases whose test_budget is selected in this run (it reports OOM kills)
+        self.budget_selected: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_built(self) -> BuildInfo:
@@ -93,6 +98,15 @@ class ModelRun:
             return self.final_usage
         return self.instance.usage() if self.instance is not None else None
 
+    def settle(self, timeout: float) -> ResourceUsage | None:
+        """Usage once the instance has exited, or after ``timeout`` seconds if it keeps running."""
+        deadline = time.monotonic() + timeout
+        usage = self.usage()
+        while usage is not None and usage.running and time.monotonic() < deadline:
+            time.sleep(0.1)
+            usage = self.usage()
+        return usage
+
     def stop(self) -> None:
         if self.instance is not None and self.final_usage is None:
             self.final_usage = self.instance.stop()
@@ -101,9 +115,33 @@ class ModelRun:
     def case_result(self, case: Case) -> CaseResult:
         return self.cases.setdefault(case.id, CaseResult())
 
-    def generate(self, case: Case) -> Generation:
-        """One generate call for ``case``; the first output is kept for later tests."""
+    def tabular_data(self, case: Case) -> TabularData:
+        """The case's dataset split (tabular models), loaded once."""
+        if case.id not in self._tabular:
+            self._tabular[case.id] = load_case_data(self.spec, case)
+        return self._tabular[case.id]
+
+    def fit(self, case: Case) -> float:
+        """Train a tabular model on the case's training split; returns the adapter's fit seconds."""
+        data = self.tabular_data(case)
         client = self.client
+        self.fitted_case = None
+        try:
+            seconds = client.fit(
+                data.train, data.columns, {**case.fit, "seed": case.seed}, timeout=self.spec.manifest.timeouts.fit
+            )
+        except AdapterError as exc:
+            self.case_result(case).error = str(exc)
+            raise
+        self.fitted_case = case.id
+        self.case_result(case).fit_seconds = seconds
+        return seconds
+
+    def generate(self, case: Case) -> Generation:
+        """One generate call for ``case`` (fitting first for tabular); the first output is kept."""
+        client = self.client
+        if self.spec.manifest.modality == "tabular" and self.fitted_case != case.id:
+            self.fit(case)
         try:
             gen = client.generate(case.prompt, seed=case.seed, params=case.params)
         except AdapterError as exc:

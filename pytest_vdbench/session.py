@@ -68,6 +68,7 @@ class VdbenchSession:
         self.specs_by_path = load_specs(options, config.rootpath)
         self.specs = [s for specs in self.specs_by_path.values() for s in specs]
         self.runs: dict[str, ModelRun] = {}
+        self.budget_selected: dict[str, set[str]] = {}
         self._runtime: Runtime | None = None
         self._host: HostInfo | None = None
         self.notices: list[str] = []
@@ -114,6 +115,7 @@ class VdbenchSession:
         run = self.runs.get(spec.id)
         if run is None:
             run = self.runs[spec.id] = ModelRun(spec, self.runtime)
+            run.budget_selected = self.budget_selected.get(spec.id, set())
         return run
 
     def skip_reason(self, spec: ModelSpec) -> str | None:
@@ -139,6 +141,14 @@ class VdbenchSession:
             node.specs = tuple(specs)
             generated.extend(session.genitems(node))
         items[:0] = generated
+
+    @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+    def pytest_collection_modifyitems_budget(self, items: list[pytest.Item]) -> None:
+        """After -k/-m deselection: remember which budget tests run (they own OOM reports)."""
+        for item in items:
+            module = item.parent
+            if isinstance(module, VariantModule) and item.name.startswith("test_budget["):
+                self.budget_selected.setdefault(module.spec.id, set()).add(item.name[len("test_budget[") : -1])
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         module = metafunc.definition.parent

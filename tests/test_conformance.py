@@ -34,7 +34,7 @@ def failed_tests(result: pytest.RunResult) -> set[str]:
     names = set()
     for line in result.outlines:
         if line.startswith("FAILED "):
-            names.add(line.split("::")[-1].split("[")[0])
+            names.add(line.split(" ")[1].split("::")[-1].split("[")[0])
     return names
 
 

@@ -149,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
     state: AdapterState
 
     def log_message(self, format: str, *args: Any) -> None:
+        if self.path.startswith("/health/"):
+            return  # readiness is polled many times a second during startup: keep the logs readable
         sys.stderr.write("vdbench adapter: %s\n" % (format % args))
 
     def _send_json(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:

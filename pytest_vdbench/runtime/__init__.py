@@ -110,6 +110,7 @@ def wait_ready(
     alive: Callable[[], str | None],
     logs: Callable[[], str],
     what: str,
+    budget: float | None = None,
 ) -> float:
     """Poll the readiness endpoint until 200; return seconds waited.
 
@@ -137,7 +138,7 @@ def wait_ready(
         elapsed = time.monotonic() - start
         if elapsed >= timeout:
             raise StartupError(
-                f"{what} was not ready within the startup timeout of {timeout:g}s (last: {last}); "
+                f"{what} was not ready within the startup timeout of {budget or timeout:g}s (last: {last}); "
                 "raise timeouts.startup in the manifest if the model needs longer",
                 logs(),
             )

@@ -125,6 +125,7 @@ class ProcessInstance:
             alive=self._exited,
             logs=self.logs,
             what=f"model {self.spec.id}",
+            budget=timeout,
         )
         self.startup_seconds = time.monotonic() - self._t0
 

@@ -1,0 +1,159 @@
+"""The docker runtime for real: content-addressed builds, limits, hardening, OOM, startup timeout, cleanup.
+
+Marked ``docker``: they skip without an engine, except in CI (VDBENCH_REQUIRE_DOCKER=1), where a
+missing engine is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import docker_or_skip, toy_manifest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _engine() -> None:
+    docker_or_skip()
+
+
+def containers(model: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=org.vdbench.model={model}"], capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()
+
+
+def run_docker(pytester: pytest.Pytester, suite: Path, *extra: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "--vdbench",
+        "--vdbench-suite",
+        str(suite),
+        "--vdbench-runtime",
+        "docker",
+        "-p",
+        "no:cacheprovider",
+        "-rfEs",
+        *extra,
+        timeout=600,
+    )
+
+
+def test_healthy_toy_in_a_container_then_nothing_is_rebuilt(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("dockertoy"))
+    first = run_docker(pytester, suite, "--vdbench-report", "r1")
+    first.assert_outcomes(passed=7)
+    second = run_docker(pytester, suite, "--vdbench-report", "r2")
+    second.assert_outcomes(passed=7)
+    row1 = json.loads((pytester.path / "r1" / "report.json").read_text())["models"][0]
+    row2 = json.loads((pytester.path / "r2" / "report.json").read_text())["models"][0]
+    assert row2["build_cached"] is True and row2["image"] == row1["image"]
+    assert row1["image"].startswith("vdbench/dockertoy:")
+    assert row1["peak_memory_bytes"] and row1["startup_seconds"] > 0
+    assert containers("dockertoy") == []
+
+
+def test_container_is_hardened_and_limited(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("hardtoy", resources={"cpus": 0.5, "memory": "300m", "pids": 64}))
+    pytester.makepyfile(
+        test_inspect="""
+        def test_host_config(vdbench_run, vdbench_endpoint):
+            attrs = vdbench_run.instance.container.get_wrapped_container().attrs
+            host = attrs["HostConfig"]
+            assert attrs["Config"]["User"] == "10001:10001"
+            assert host["CapDrop"] == ["ALL"]
+            assert host["SecurityOpt"] == ["no-new-privileges"]
+            assert host["ReadonlyRootfs"] is True
+            assert host["Memory"] == 300 * 2**20 and host["MemorySwap"] == 300 * 2**20
+            assert host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 64
+            bindings = host["PortBindings"]["8080/tcp"]
+            assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+            assert vdbench_endpoint.host == "127.0.0.1"
+            assert attrs["Config"]["Labels"]["org.vdbench.model"] == "hardtoy"
+        """
+    )
+    result = run_docker(pytester, suite, "test_inspect.py", "-k", "test_host_config")
+    result.assert_outcomes(passed=1)
+    assert containers("hardtoy") == []
+
+
+def test_oom_fails_the_resource_test_with_the_limit(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    doc = toy_manifest("oomtoy", fault="memory", resources={"cpus": 1, "memory": "128m"})
+    doc["expect"]["budgets"] = {}
+    result = run_docker(pytester, write_suite(doc))
+    result.stdout.fnmatch_lines(["*OOM-killed at limit 128.0 MiB (resources.memory)*"])
+    failed = {line.split(" ")[1].split("::")[-1].split("[")[0] for line in result.outlines if line.startswith("FAILED ")}
+    assert failed == {"test_budget"}
+    assert containers("oomtoy") == []
+
+
+def test_never_ready_fails_within_startup_timeout_with_logs(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("slowtoy", fault="never_ready", timeouts={"startup": "4s", "generate": "10s"}))
+    start = time.monotonic()
+    result = run_docker(pytester, suite)
+    assert time.monotonic() - start < 120
+    result.stdout.fnmatch_lines(
+        ["*not ready within the startup timeout of 4s*", "*last container/process logs*", "*serving toy:ToyVideo*"]
+    )
+    result.assert_outcomes(passed=1, failed=1, skipped=5)  # test_build passes; dependents skip
+    assert containers("slowtoy") == []
+
+
+def test_build_failure_fails_test_build_with_the_log(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    ctx = pytester.path / "badctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nRUN echo about-to-fail && exit 7\n")
+    doc = toy_manifest("badbuild")
+    doc["image"] = {"context": str(ctx), "base": "bookworm"}
+    result = run_docker(pytester, write_suite(doc))
+    result.assert_outcomes(failed=1, skipped=6)
+    result.stdout.fnmatch_lines(["*test_build*", "*building the image for 'badbuild' failed*", "*about-to-fail*"])
+    assert containers("badbuild") == []
+
+
+def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("inttoy", options={"delay": 60.0}, timeouts={"startup": "60s", "generate": "120s"}))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--vdbench",
+            "--vdbench-suite",
+            str(suite),
+            "--vdbench-runtime",
+            "docker",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not containers("inttoy"):
+            assert time.monotonic() < deadline, "the container never started"
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.2)
+        time.sleep(2.0)  # mid-generation: the toy sleeps 60 s in generate
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "KeyboardInterrupt" in out
+    assert containers("inttoy") == []
