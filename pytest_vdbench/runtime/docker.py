@@ -21,6 +21,7 @@ import pytest
 from pytest_vdbench.client import AdapterClient
 from pytest_vdbench.host import hf_cache_dir
 from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.resources import CgroupReader, find_cgroup, gpu_usage_for_pids
 from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, StartupError, wait_ready
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled offline
@@ -83,6 +84,8 @@ class DockerInstance:
         self._samples: list[int] = []
         self._max_usage = 0
         self._cpu0: tuple[float, float] | None = None
+        self._cpu_last: tuple[float, float] | None = None
+        self._cgroup: CgroupReader | None = None
         self._stop_sampling = threading.Event()
         m = spec.manifest
         r = m.resources
@@ -131,7 +134,9 @@ class DockerInstance:
             self.stop()
             raise StartupError(f"container of {self.spec.id} could not start: {exc}", logs) from exc
         self.startup_seconds = time.monotonic() - t0
-        self._cpu0 = self._cpu_now()
+        self._cgroup = find_cgroup(str(self._wrapped().id))
+        self._record()
+        self._cpu0 = self._cpu_last
         threading.Thread(target=self._sample, name=f"vdbench-stats-{self.spec.id}", daemon=True).start()
 
     def _wrapped(self) -> Any:
@@ -162,32 +167,44 @@ class DockerInstance:
 
     # -- measurements ----------------------------------------------------------------------
     def _stats(self) -> dict[str, Any]:
+        """The engine's stats API: the fallback when the cgroup files are not visible (remote engine)."""
         try:
             return dict(self._wrapped().stats(stream=False, one_shot=True))
         except Exception:
             return {}
 
-    def _cpu_now(self) -> tuple[float, float] | None:
-        usage = self._stats().get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage")
-        return (float(usage) / 1e9, time.monotonic()) if usage is not None else None
+    def _read(self) -> tuple[int | None, int | None, float | None]:
+        """(memory now, kernel peak, CPU seconds) from the cgroup, else from the stats API."""
+        if self._cgroup is not None:
+            reading = self._cgroup.read()
+            if reading is None:
+                return None, None, None
+            return reading.memory, reading.peak, reading.cpu_seconds
+        stats = self._stats()
+        mem = stats.get("memory_stats", {})
+        cpu = stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage")
+        return mem.get("usage"), mem.get("max_usage"), (float(cpu) / 1e9 if cpu is not None else None)
 
     def _sample(self) -> None:
-        while not self._stop_sampling.wait(0.5):
-            mem = self._stats().get("memory_stats", {})
-            if "usage" in mem:
-                self._samples.append(int(mem["usage"]))
-            self._max_usage = max(self._max_usage, int(mem.get("max_usage", 0)))
+        interval = 0.1 if self._cgroup is not None else 1.0
+        while not self._stop_sampling.wait(interval):
+            self._record()
+
+    def _record(self) -> None:
+        memory, peak, cpu = self._read()
+        if memory is not None:
+            self._samples.append(int(memory))
+            self._max_usage = max(self._max_usage, int(memory), int(peak or 0))
+        if cpu is not None:
+            self._cpu_last = (cpu, time.monotonic())
 
     def usage(self) -> ResourceUsage:
         if self._final is not None:
             return self._final
-        stats = self._stats()
-        mem = stats.get("memory_stats", {})
-        peak = max(self._max_usage, int(mem.get("max_usage", 0)), *self._samples, int(mem.get("usage", 0)))
+        self._record()
         cpu = None
-        now = self._cpu_now()
-        if self._cpu0 and now and now[1] > self._cpu0[1]:
-            cpu = 100.0 * (now[0] - self._cpu0[0]) / (now[1] - self._cpu0[1])
+        if self._cpu0 is not None and self._cpu_last is not None and self._cpu_last[1] > self._cpu0[1]:
+            cpu = 100.0 * (self._cpu_last[0] - self._cpu0[0]) / (self._cpu_last[1] - self._cpu0[1])
         state: dict[str, Any] = {}
         wrapped = self._wrapped()
         if wrapped is not None:
@@ -197,8 +214,11 @@ class DockerInstance:
             except Exception:
                 state = {}
         running = state.get("Status") == "running"
+        gpu_memory, gpu_util = None, None
+        if self.spec.manifest.resources.gpus and running:
+            gpu_memory, gpu_util = gpu_usage_for_pids(self._host_pids())
         return ResourceUsage(
-            peak_memory_bytes=peak or None,
+            peak_memory_bytes=self._max_usage or None,
             mean_memory_bytes=int(sum(self._samples) / len(self._samples)) if self._samples else None,
             cpu_percent=cpu,
             memory_limit_bytes=self.spec.manifest.resources.memory,
@@ -206,8 +226,19 @@ class DockerInstance:
             exit_code=None if running else state.get("ExitCode"),
             running=running,
             samples=len(self._samples),
-            source="docker (cgroup memory max_usage, cpu_stats deltas)",
+            gpu_memory_bytes=gpu_memory,
+            gpu_utilization=gpu_util,
+            source="cgroup files" if self._cgroup is not None else "docker stats API",
         )
+
+    def _host_pids(self) -> set[int]:
+        """The container's processes as host PIDs (what NVML reports)."""
+        try:
+            top = self._wrapped().top()
+            column = top["Titles"].index("PID")
+            return {int(row[column]) for row in top["Processes"]}
+        except Exception:
+            return set()
 
     def stop(self) -> ResourceUsage:
         """Read the final state (OOM, exit code) before removing the container; never raises."""
@@ -263,7 +294,7 @@ class DockerRuntime:
 
     name = "docker"
 
-    def __init__(self, config: pytest.Config, work_dir: Path) -> None:
+    def __init__(self, config: pytest.Config | None, work_dir: Path) -> None:
         import docker
 
         testcontainers_config.ryuk_disabled = True
@@ -277,8 +308,8 @@ class DockerRuntime:
     def prepare(self, spec: ModelSpec) -> BuildInfo:
         if spec.id in self._builds:
             return self._builds[spec.id]
-        verbose = self.config.get_verbosity() > 0
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        verbose = self.config is not None and self.config.get_verbosity() > 0
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter") if self.config is not None else None
         stream = (lambda line: reporter.write_line(f"[build {spec.name}] {line}")) if verbose and reporter else None
         info = build_model_image(self.client, spec, self.work_dir / "build-logs", stream=stream)
         self._builds[spec.id] = info
