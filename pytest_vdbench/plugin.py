@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_vdbench.fixtures import (  # noqa: F401 - fixtures are registered by import
@@ -27,9 +29,22 @@ def pytest_configure(config: pytest.Config) -> None:
     options = VdbenchOptions.from_config(config)
     if not options.enabled:
         return
+    if getattr(config.option, "dist", "no") == "load":
+        # `-n N` alone means --dist load; a model's tests must share one worker (one container)
+        config.option.dist = "loadgroup"
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get("vdbench_loadgroup"):
+        config.option.loadgroup = True  # workers re-parse the command line: tell them, too
     session = VdbenchSession(config, options)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "vdbench-session")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: pass the loadgroup switch made in pytest_configure on to each worker."""
+    if node.config.stash.get(SESSION_KEY, None) is not None and node.config.option.dist == "loadgroup":
+        node.workerinput["vdbench_loadgroup"] = True
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -166,3 +166,31 @@ def test_explicit_docker_without_engine_skips_saying_so(
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "docker", "-rs")
     result.assert_outcomes(skipped=7)
     result.stdout.fnmatch_lines(["*--vdbench-runtime docker: no Docker engine answers at unix:///nonexistent/docker.sock*"])
+
+
+def test_xdist_keeps_each_model_on_one_worker(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("alpha"), toy_manifest("beta"), toy_manifest("gamma"))
+    pytester.makepyfile(
+        conftest="""
+        import os
+        def pytest_runtest_logreport(report):
+            if report.when == "call":
+                with open(os.path.join(os.environ["OUT"], os.environ.get("PYTEST_XDIST_WORKER", "main")), "a") as fh:
+                    fh.write(report.nodeid + "\\n")
+        """
+    )
+    out = pytester.path / "out"
+    out.mkdir()
+    pytester._monkeypatch.setenv("OUT", str(out))  # noqa: SLF001 - pytester's own monkeypatch, undone after the test
+    result = pytester.runpytest_subprocess(
+        "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "-n", "2", "-p", "no:cacheprovider",
+        "--benchmark-disable", "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning", "-v",
+    )
+    result.assert_outcomes(passed=18, skipped=3)
+    # the plugin switched `-n 2` to --dist loadgroup: xdist tags every node id with its model's group
+    result.stdout.fnmatch_lines(["*suite/alpha.yaml::alpha::test_health@alpha*"])
+    for worker_file in out.iterdir():
+        models = {line.split("::")[1] for line in worker_file.read_text().splitlines()}
+        for model in models:  # a model seen on this worker is seen on no other
+            others = [f for f in out.iterdir() if f != worker_file and f"::{model}::" in f.read_text()]
+            assert not others, f"{model} ran on {worker_file.name} and {others}"
