@@ -101,8 +101,24 @@ def _add_images(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     lst.set_defaults(func=cmd_images_list)
 
 
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove every container pytest-vdbench started (after a hard kill; normal runs clean up)."""
+    from pytest_vdbench.runtime.docker import LABEL_RUN, sweep
+
+    with closing(_client()) as client:
+        removed = sweep(client, {LABEL_RUN: args.run or ""})
+    print(f"removed {removed} vdbench container(s)")
+    return 0
+
+
+def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    clean = sub.add_parser("clean", help=cmd_clean.__doc__)
+    clean.add_argument("--run", metavar="ID", help="only the containers of this run id (label org.vdbench.run)")
+    clean.set_defaults(func=cmd_clean)
+
+
 #: One function per top-level subcommand, each adding its parser; a new command adds one entry.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_images]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_images, _add_clean]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,6 +75,7 @@ class VdbenchSession:
         self._host: HostInfo | None = None
         self.notices: list[str] = []
         self.work_dir = Path(tempfile.mkdtemp(prefix="vdbench-"))
+        _sigterm_interrupts()
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -189,6 +192,18 @@ class VdbenchSession:
             terminalreporter.write_sep("=", "vdbench summary")
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+def _sigterm_interrupts() -> None:
+    """Let SIGTERM (CI cancel, `kill`) end the run like Ctrl-C, so session cleanup removes containers."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 class _Unavailable:

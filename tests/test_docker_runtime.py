@@ -121,7 +121,8 @@ def test_build_failure_fails_test_build_with_the_log(pytester: pytest.Pytester, 
     assert containers("badbuild") == []
 
 
-def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_suite: Callable[..., Path], sig: int) -> None:
     suite = write_suite(toy_manifest("inttoy", options={"delay": 60.0}, timeouts={"startup": "60s", "generate": "120s"}))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -150,10 +151,36 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
             assert proc.poll() is None, proc.communicate()[0]
             time.sleep(0.2)
         time.sleep(2.0)  # mid-generation: the toy sleeps 60 s in generate
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert "KeyboardInterrupt" in out
     assert containers("inttoy") == []
+
+
+def test_vdbench_clean_removes_leftovers() -> None:
+    cid = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--label",
+            "org.vdbench.run=leftover",
+            "--label",
+            "org.vdbench.model=leaktoy",
+            "vdbench/base:bookworm",
+            "sleep",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert containers("leaktoy") == [cid[:12]]
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest_vdbench.cli", "clean", "--run", "leftover"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "removed 1 vdbench container(s)" in out.stdout
+    assert containers("leaktoy") == []

@@ -181,10 +181,21 @@ def test_xdist_keeps_each_model_on_one_worker(pytester: pytest.Pytester, write_s
     )
     out = pytester.path / "out"
     out.mkdir()
-    pytester._monkeypatch.setenv("OUT", str(out))  # noqa: SLF001 - pytester's own monkeypatch, undone after the test
+    pytester._monkeypatch.setenv("OUT", str(out))
     result = pytester.runpytest_subprocess(
-        "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "-n", "2", "-p", "no:cacheprovider",
-        "--benchmark-disable", "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning", "-v",
+        "--vdbench",
+        "--vdbench-suite",
+        str(suite),
+        "--vdbench-runtime",
+        "process",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-disable",
+        "-W",
+        "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+        "-v",
     )
     result.assert_outcomes(passed=18, skipped=3)
     # the plugin switched `-n 2` to --dist loadgroup: xdist tags every node id with its model's group

@@ -45,7 +45,10 @@ def fake_nvml(gpus: list[tuple[str, int]], procs: dict[int, list[tuple[int, int]
 def test_probe_host_with_two_fake_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([("H100", 80 * 2**30), ("L4", 24 * 2**30)], {}))
     host = probe_host()
-    assert [(g.name, g.uuid, g.memory_total) for g in host.gpus] == [("H100", "GPU-0000", 80 * 2**30), ("L4", "GPU-0001", 24 * 2**30)]
+    assert [(g.name, g.uuid, g.memory_total) for g in host.gpus] == [
+        ("H100", "GPU-0000", 80 * 2**30),
+        ("L4", "GPU-0001", 24 * 2**30),
+    ]
     assert host.driver == "550.54" and host.cpus >= 1 and host.memory_total > 0
 
 
