@@ -198,6 +198,8 @@ def test_generate(vdbench_run: ModelRun, vdbench_case: Case, benchmark: Any) -> 
             "bytes": gen.nbytes,
             "server_seconds": gen.server_seconds,
             "frames_per_second": frames / gen.server_seconds if frames and gen.server_seconds else None,
+            # contention: how many other models held resources on this host when this one started
+            "concurrent_models": getattr(getattr(vdbench_run.instance, "reservation", None), "concurrent", 0),
         }
     )
     _fail(output_problems(_first(vdbench_run, vdbench_case).output, m.case_expect(vdbench_case)), vdbench_run)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ from typing import Any
 import pytest
 
 from pytest_vdbench.client import AdapterClient
-from pytest_vdbench.host import hf_cache_dir
+from pytest_vdbench.host import hf_cache_dir, probe_host
+from pytest_vdbench.ledger import DoesNotFit, Inventory, Ledger, Need, Reservation, ReservationTimeout
 from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.resources import CgroupReader, find_cgroup, gpu_usage_for_pids
 from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, StartupError, wait_ready
@@ -76,7 +79,7 @@ class AdapterReadyWait(WaitStrategy):
 class DockerInstance:
     """One model container: started, sampled for memory/CPU, inspected and removed on stop."""
 
-    def __init__(self, spec: ModelSpec, image: str, run_id: str) -> None:
+    def __init__(self, spec: ModelSpec, image: str, run_id: str, gpu_uuids: tuple[str, ...] = ()) -> None:
         self.spec = spec
         self.endpoint = Endpoint("127.0.0.1", 0)
         self.startup_seconds = 0.0
@@ -86,6 +89,8 @@ class DockerInstance:
         self._cpu0: tuple[float, float] | None = None
         self._cpu_last: tuple[float, float] | None = None
         self._cgroup: CgroupReader | None = None
+        self.reservation: Reservation | None = None
+        self.on_stop: Callable[[], None] | None = None
         self._stop_sampling = threading.Event()
         m = spec.manifest
         r = m.resources
@@ -115,7 +120,13 @@ class DockerInstance:
         if r.gpus:
             import docker.types
 
-            self.container.with_kwargs(device_requests=[docker.types.DeviceRequest(count=r.gpus, capabilities=[["gpu"]])])
+            # the GPUs the ledger granted, by UUID (so models packed onto one GPU really share it)
+            request = (
+                docker.types.DeviceRequest(device_ids=list(gpu_uuids), capabilities=[["gpu"]])
+                if gpu_uuids
+                else docker.types.DeviceRequest(count=r.gpus, capabilities=[["gpu"]])
+            )
+            self.container.with_kwargs(device_requests=[request])
         if m.requires.weights:
             self.container.with_volume_mapping(str(hf_cache_dir()), "/hf-cache", "ro")
             self.container.with_envs(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
@@ -255,6 +266,8 @@ class DockerInstance:
                 wrapped.remove(force=True, v=True)
         usage.running = False
         self._final = usage
+        if self.on_stop is not None:
+            self.on_stop()
         return usage
 
 
@@ -283,6 +296,18 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
     )
 
 
+RESERVE_TIMEOUT = 3600.0  # how long a model waits for GPUs/CPUs/memory held by other workers
+
+
+def default_ledger(config: pytest.Config | None) -> Ledger:
+    """The run's ledger: one file shared by every xdist worker of this test run."""
+    workerinput = getattr(config, "workerinput", None) if config is not None else None
+    uid = workerinput["testrunuid"] if workerinput else f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    host = probe_host()
+    inventory = Inventory(tuple((g.uuid, g.memory_total) for g in host.gpus), float(host.cpus), host.memory_total)
+    return Ledger(Path(tempfile.gettempdir()) / f"vdbench-ledger-{uid}.json", inventory)
+
+
 def _json(value: Any) -> str:
     import json
 
@@ -294,7 +319,7 @@ class DockerRuntime:
 
     name = "docker"
 
-    def __init__(self, config: pytest.Config | None, work_dir: Path) -> None:
+    def __init__(self, config: pytest.Config | None, work_dir: Path, ledger: Ledger | None = None) -> None:
         import docker
 
         testcontainers_config.ryuk_disabled = True
@@ -303,6 +328,7 @@ class DockerRuntime:
         self.run_id = uuid.uuid4().hex[:12]
         self.work_dir = work_dir
         self._builds: dict[str, BuildInfo] = {}
+        self.ledger = ledger if ledger is not None else default_ledger(config)
         self._instances: list[DockerInstance] = []
 
     def prepare(self, spec: ModelSpec) -> BuildInfo:
@@ -318,7 +344,15 @@ class DockerRuntime:
     def start(self, spec: ModelSpec) -> DockerInstance:
         info = self.prepare(spec)
         assert info.image is not None
-        instance = DockerInstance(spec, info.image, self.run_id)
+        r = spec.manifest.resources
+        need = Need(gpus=r.gpus, gpu_memory=r.gpu_memory, cpus=r.cpus, memory=r.memory)
+        try:
+            reservation = self.ledger.reserve(need, timeout=RESERVE_TIMEOUT, label=spec.id)
+        except (DoesNotFit, ReservationTimeout) as exc:
+            raise StartupError(f"{spec.id}: {exc}") from None
+        instance = DockerInstance(spec, info.image, self.run_id, reservation.gpu_uuids)
+        instance.reservation = reservation
+        instance.on_stop = lambda: self.ledger.release(reservation)
         self._instances.append(instance)
         instance.start()
         return instance
@@ -328,6 +362,9 @@ class DockerRuntime:
             instance.stop()
         sweep(self.client, {LABEL_RUN: self.run_id})
         self.client.close()
+        if self.config is None or not hasattr(self.config, "workerinput"):  # xdist workers share the file
+            for path in (self.ledger.path, Path(str(self.ledger.path) + ".lock")):
+                path.unlink(missing_ok=True)
 
 
 def sweep(client: Any, labels: dict[str, str]) -> int:
