@@ -27,7 +27,7 @@ from typing import Any
 
 from filelock import FileLock
 
-__all__ = ["Inventory", "Need", "Reservation", "Ledger", "DoesNotFit", "ReservationTimeout"]
+__all__ = ["DoesNotFit", "Inventory", "Ledger", "Need", "Reservation", "ReservationTimeout"]
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def test_waiting_times_out_naming_the_holders(tmp_path: Path) -> None:
 
 def test_oversize_model_does_not_fit_at_once(tmp_path: Path) -> None:
     led = ledger(tmp_path)
-    with pytest.raises(DoesNotFit, match="needs 1 GPU\\(s\\) with 100.0 GiB each; this host has GPU-a 80 GiB, GPU-b 24 GiB"):
+    with pytest.raises(DoesNotFit, match=r"needs 1 GPU\(s\) with 100.0 GiB each; this host has GPU-a 80 GiB, GPU-b 24 GiB"):
         led.reserve(Need(gpus=1, gpu_memory=100 * GiB), timeout=60)
     with pytest.raises(DoesNotFit, match="needs 3 GPU"):
         led.reserve(Need(gpus=3, gpu_memory=GiB), timeout=60)
