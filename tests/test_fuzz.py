@@ -5,6 +5,7 @@ The default profile runs a few hundred examples per test; `bench/fuzz.py` runs 1
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -107,10 +108,8 @@ def test_manifest_loader_only_raises_manifest_errors(tmp_path: Path, doc: Any) -
 def test_manifest_loader_on_arbitrary_text(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "m.yaml"
     path.write_text(text)
-    try:
+    with contextlib.suppress(ManifestError):
         load_manifest(path, path.parent)
-    except ManifestError:
-        pass
 
 
 @pytest.fixture(scope="module")
