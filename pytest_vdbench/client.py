@@ -18,6 +18,10 @@ from pytest_vdbench.runtime import Endpoint
 __all__ = ["AdapterClient", "AdapterError", "Generation"]
 
 
+class OversizedOutput(Exception):
+    """An answer larger than the caller allows."""
+
+
 class AdapterError(Exception):
     """The adapter answered with an error status (or not at all)."""
 
@@ -53,13 +57,23 @@ class AdapterClient:
         *,
         timeout: float | None = None,
         content_type: str = "application/json",
+        max_bytes: int | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         conn = http.client.HTTPConnection(self.endpoint.host, self.endpoint.port, timeout=timeout or self.timeout)
         try:
             headers = {"Content-Type": content_type} if body is not None else {}
             conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
-            data = resp.read()
+            if max_bytes is not None:
+                # refuse an oversized answer before reading it: it could exhaust the harness's memory
+                length = resp.getheader("Content-Length")
+                if length is not None and length.isdigit() and int(length) > max_bytes:
+                    raise OversizedOutput(f"{method} {path} answered {int(length)} bytes, over the limit of {max_bytes}")
+                data = resp.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    raise OversizedOutput(f"{method} {path} answered more than {max_bytes} bytes")
+            else:
+                data = resp.read()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
         finally:
             conn.close()
@@ -91,12 +105,22 @@ class AdapterClient:
     def requirements(self) -> dict[str, Any]:
         return self._ok_json("/v1/requirements")
 
-    def generate(self, prompt: str, *, seed: int | None, params: Mapping[str, Any], timeout: float | None = None) -> Generation:
-        """POST /v1/generate and decode the safetensors ``output`` tensor."""
+    def generate(
+        self,
+        prompt: str,
+        *,
+        seed: int | None,
+        params: Mapping[str, Any],
+        timeout: float | None = None,
+        max_bytes: int | None = None,
+    ) -> Generation:
+        """POST /v1/generate and decode the safetensors ``output`` tensor (refusing over ``max_bytes``)."""
         body = json.dumps({"prompt": prompt, "seed": seed, "params": dict(params)}).encode()
         start = time.perf_counter()
         try:
-            status, headers, data = self._request("POST", "/v1/generate", body, timeout=timeout)
+            status, headers, data = self._request("POST", "/v1/generate", body, timeout=timeout, max_bytes=max_bytes)
+        except OversizedOutput as exc:
+            raise AdapterError(f"generate output refused: {exc} (expect.max_output_bytes)") from None
         except TimeoutError:
             raise AdapterError(f"generate did not answer within {timeout or self.timeout:g}s (timeouts.generate)") from None
         except (OSError, http.client.HTTPException) as exc:

@@ -116,6 +116,9 @@ class Budgets(_Frozen):
     startup_seconds: Seconds | None = Field(None, description="container start to ready")
     fit_seconds: Seconds | None = Field(None, description="tabular fit time")
     peak_memory: Bytes | None = Field(None, description="peak container memory")
+    memory_growth: Bytes = Field(
+        64 * 1024**2, description="fail when the adapter's peak RSS rises on every timed call by more than this in total"
+    )
 
 
 class Bound(_Frozen):
@@ -134,6 +137,7 @@ class Bound(_Frozen):
 
 
 Dtype = Literal["float16", "float32", "float64", "uint8", "int32", "int64", "bool"]
+_ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8, "uint8": 1, "int32": 4, "int64": 8, "bool": 1}
 
 
 class Expect(_Frozen):
@@ -146,7 +150,21 @@ class Expect(_Frozen):
     deterministic: bool = Field(True, description="same seed twice gives identical output")
     determinism_atol: float = Field(0.0, ge=0)
     budgets: Budgets = Field(default_factory=Budgets)
+    max_output_bytes: Bytes | None = Field(
+        None, description="refuse larger outputs (default: 4x the expected shape's size, else 4 GiB)"
+    )
     quality: dict[str, Bound] = Field(default_factory=dict, description="metric name -> {min, max}")
+
+    def output_limit(self) -> int:
+        """Largest output the harness reads before refusing it (an oversized answer is a failure)."""
+        if self.max_output_bytes is not None:
+            return self.max_output_bytes
+        if self.shape is not None and self.dtype is not None and all(d is not None for d in self.shape):
+            size = 1
+            for dim in self.shape:
+                size *= int(dim or 1)
+            return 4 * size * _ITEMSIZE[self.dtype] + (1 << 16)
+        return 4 << 30
 
     @field_validator("shape")
     @classmethod

@@ -25,6 +25,7 @@ class CaseResult:
 
     generation: Generation | None = None
     latencies: list[float] = field(default_factory=list)
+    rss: list[int] = field(default_factory=list)  # the adapter's peak RSS after each call
     fit_seconds: float | None = None
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -143,12 +144,19 @@ class ModelRun:
         if self.spec.manifest.modality == "tabular" and self.fitted_case != case.id:
             self.fit(case)
         try:
-            gen = client.generate(case.prompt, seed=case.seed, params=case.params)
+            gen = client.generate(
+                case.prompt,
+                seed=case.seed,
+                params=case.params,
+                max_bytes=self.spec.manifest.case_expect(case).output_limit(),
+            )
         except AdapterError as exc:
             self.case_result(case).error = str(exc)
             raise
         result = self.case_result(case)
         result.latencies.append(gen.server_seconds)
+        if gen.peak_rss_bytes is not None:
+            result.rss.append(gen.peak_rss_bytes)
         if result.generation is None:
             result.generation = gen
         return gen

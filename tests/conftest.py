@@ -42,7 +42,11 @@ def toy_manifest(name: str = "toy", fault: str = "none", **overrides: Any) -> di
             "dtype": "float32",
             "range": [0, 1],
             "budgets": {"generate_seconds": 0.3, "peak_memory": "200m"},
-            "quality": {"dynamic_degree": {"min": 0.001}, "prompt_sensitivity": {"min": 0.01}},
+            "quality": {
+                "dynamic_degree": {"min": 0.001},
+                "prompt_sensitivity": {"min": 0.01},
+                "motion_smoothness": {"min": 0.9},
+            },
         },
     }
     doc.update(overrides)

@@ -60,6 +60,11 @@ def test_healthy_model_passes_everything(pytester: pytest.Pytester, write_suite:
         ("memory", "test_budget", "*peak memory*exceeds expect.budgets.peak_memory 200.0 MiB*"),
         ("constant", "test_quality", "*dynamic_degree = 0 is below expect.quality.dynamic_degree.min*"),
         ("ignores_prompt", "test_quality", "*prompt_sensitivity = 0 is below expect.quality.prompt_sensitivity.min*"),
+        ("leak", "test_budget", "*memory grows on every call: the adapter's peak RSS rose*"),
+        ("flaky", "test_generate", "*answered 500: RuntimeError: upstream returned 503*"),
+        ("malformed", "test_generate", "*generate returned a malformed safetensors body*"),
+        ("oversized", "test_generate", "*generate output refused: POST /v1/generate answered * bytes, over the limit of *"),
+        ("swapped_frames", "test_quality", "*motion_smoothness = * is below expect.quality.motion_smoothness.min = 0.9*"),
     ],
 )
 def test_each_fault_fails_exactly_its_test(

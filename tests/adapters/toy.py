@@ -30,6 +30,11 @@ FAULTS = (
     "constant",
     "ignores_prompt",
     "memory",
+    "leak",
+    "flaky",
+    "malformed",
+    "oversized",
+    "swapped_frames",
 )
 
 
@@ -45,6 +50,13 @@ class ToyVideo(ModelAdapter):
         self.calls = 0
 
     def load(self) -> None:
+        self._leak: list[Any] = []
+        if self.fault == "malformed":
+            # answer with a truncated safetensors body, as a broken serving stack would
+            from pytest_vdbench.adapter import server
+
+            real = server.encode_safetensors
+            server.encode_safetensors = lambda tensors, meta=None: [b"".join(bytes(b) for b in real(tensors, meta))[:-7]]  # type: ignore[assignment]
         if self.fault == "load_crash":
             raise RuntimeError("weights file is corrupt (toy load_crash)")
         if self.fault == "never_ready":
@@ -65,6 +77,12 @@ class ToyVideo(ModelAdapter):
             os._exit(3)
         if self.fault == "slow" or self.delay:
             time.sleep(self.delay or 0.5)
+        if self.fault == "flaky" and self.calls % 2 == 0:
+            raise RuntimeError("upstream returned 503 (toy flaky: every second call fails)")
+        if self.fault == "leak":
+            self._leak.append(np.ones(48 * 1024**2 // 8))  # 48 MiB kept per call
+        if self.fault == "oversized":
+            frames *= 16
         if self.fault == "memory":
             self._hog = [np.ones(64 * 1024**2 // 8) for _ in range(4)]
         key = 0 if self.fault == "ignores_prompt" else sum(prompt.encode())
@@ -77,6 +95,8 @@ class ToyVideo(ModelAdapter):
         x = np.arange(width, dtype=np.float32)[None, None, None, :]
         video = 0.5 + 0.45 * np.sin(2 * np.pi * (x / width + y / (2 * height) + t * 0.05 + c / 3 + phase))
         video = video.astype(np.float32)
+        if self.fault == "swapped_frames":
+            video = video[np.r_[0:frames:2, 1:frames:2]]  # frames out of order
         if self.fault == "constant":
             video = np.full_like(video, 0.5)
         if self.fault == "shape":
