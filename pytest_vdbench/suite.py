@@ -7,6 +7,7 @@ module object of every model, so each model gets these functions with its own ca
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from typing import Any, NoReturn
 
@@ -283,7 +284,7 @@ def test_budget(vdbench_run: ModelRun, vdbench_case: Case) -> None:
             f"median generation time {latency:.3f}s exceeds expect.budgets.generate_seconds {budgets.generate_seconds:g}s"
         )
     rss = run.case_result(vdbench_case).rss[run.spec.manifest.warmup_rounds :]
-    if len(rss) >= 3 and all(b > a for a, b in zip(rss, rss[1:], strict=False)) and rss[-1] - rss[0] > budgets.memory_growth:
+    if len(rss) >= 3 and all(b > a for a, b in itertools.pairwise(rss)) and rss[-1] - rss[0] > budgets.memory_growth:
         problems.append(
             f"memory grows on every call: the adapter's peak RSS rose {format_bytes(rss[-1] - rss[0])} over {len(rss)} calls "
             f"({format_bytes(rss[0])} -> {format_bytes(rss[-1])}), over expect.budgets.memory_growth "
