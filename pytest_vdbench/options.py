@@ -62,6 +62,13 @@ def addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="Write report.json and report.md for the run into DIR. Default: ini vdbench_report or none.",
     )
+    group.addoption(
+        "--vdbench-benchmark-json",
+        default=None,
+        metavar="PATH",
+        help="Write the run's build/startup/fit/generation timings as pytest-benchmark JSON "
+        "(merged from all xdist workers). Default: none.",
+    )
     parser.addini("vdbench_suites", "Suite directories or manifests (default: model_suites).", type="paths", default=[])
     parser.addini("vdbench_runtime", "Default runtime: docker or process.", default="")
     parser.addini("vdbench_report", "Default report directory.", default="")
@@ -78,6 +85,7 @@ class VdbenchOptions:
     runtime: str | None
     runtime_explicit: bool
     report_dir: Path | None
+    benchmark_json: Path | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
@@ -101,6 +109,7 @@ class VdbenchOptions:
                 if ini not in RUNTIMES:
                     raise pytest.UsageError(f"ini vdbench_runtime = {ini!r} is not one of {', '.join(RUNTIMES)}")
                 runtime, explicit = ini, True
+        bench_json = config.getoption("vdbench_benchmark_json")
         report = config.getoption("vdbench_report") or str(config.getini("vdbench_report") or "") or None
         return cls(
             enabled=enabled,
@@ -110,4 +119,5 @@ class VdbenchOptions:
             runtime=runtime,
             runtime_explicit=explicit,
             report_dir=Path(report) if report else None,
+            benchmark_json=Path(bench_json) if bench_json else None,
         )

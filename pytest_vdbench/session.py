@@ -7,7 +7,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -71,6 +71,7 @@ class VdbenchSession:
         self.specs = [s for specs in self.specs_by_path.values() for s in specs]
         self.runs: dict[str, ModelRun] = {}
         self.budget_selected: dict[str, set[str]] = {}
+        self.timing_records: list[dict[str, Any]] = []
         self._runtime: Runtime | None = None
         self._host: HostInfo | None = None
         self.notices: list[str] = []
@@ -179,10 +180,29 @@ class VdbenchSession:
             run.stop()
         if self._runtime is not None:
             self._runtime.close()
+        self._finish_timings()
         if self.options.report_dir is not None:
             from pytest_vdbench.report import write_reports
 
             write_reports(self, self.options.report_dir)
+
+    # -- timings across xdist workers ------------------------------------------------------
+    def _finish_timings(self) -> None:
+        from pytest_vdbench.timings import run_records, write_benchmark_json
+
+        workerinput = getattr(self.config, "workerinput", None)
+        records = run_records(self.runs.values(), workerinput["workerid"] if workerinput else "main")
+        if workerinput is not None:
+            self.config.workeroutput["vdbench_timings"] = records  # type: ignore[attr-defined]
+            return
+        self.timing_records.extend(records)
+        if self.options.benchmark_json is not None:
+            write_benchmark_json(self.options.benchmark_json, self.timing_records)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """xdist controller: collect a finished worker's timings."""
+        self.timing_records.extend(getattr(node, "workeroutput", {}).get("vdbench_timings", []))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         from pytest_vdbench.report import summary_lines

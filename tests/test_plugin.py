@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -205,3 +206,34 @@ def test_xdist_keeps_each_model_on_one_worker(pytester: pytest.Pytester, write_s
         for model in models:  # a model seen on this worker is seen on no other
             others = [f for f in out.iterdir() if f != worker_file and f"::{model}::" in f.read_text()]
             assert not others, f"{model} ran on {worker_file.name} and {others}"
+
+
+def test_benchmark_json_merges_xdist_workers(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("alpha"), toy_manifest("beta"))
+    result = pytester.runpytest_subprocess(
+        "--vdbench",
+        "--vdbench-suite",
+        str(suite),
+        "--vdbench-runtime",
+        "process",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+        "--vdbench-benchmark-json",
+        "bench.json",
+    )
+    result.assert_outcomes(passed=12, skipped=2)
+    import json
+
+    doc = json.loads((pytester.path / "bench.json").read_text())
+    names = {b["name"] for b in doc["benchmarks"]}
+    assert {"startup[alpha]", "startup[beta]", "generate[alpha-fox]", "generate[beta-fox]"} <= names
+    gen = next(b for b in doc["benchmarks"] if b["name"] == "generate[alpha-fox]")
+    assert gen["stats"]["rounds"] == 3  # rounds 2 + the determinism call; the warmup round is excluded
+    assert gen["extra_info"]["worker"].startswith("gw") and "concurrent_models" in gen["extra_info"]
+    assert {"machine_info", "commit_info", "datetime", "version"} <= set(doc)
+    compare = pytester.run(sys.executable, "-m", "pytest_benchmark.cli", "compare", str(pytester.path / "bench.json"))
+    assert compare.ret == 0, compare.stdout.str()
