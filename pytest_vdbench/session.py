@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import shutil
 import signal
 import tempfile
 import threading
@@ -181,6 +182,8 @@ class VdbenchSession:
         if self._runtime is not None:
             self._runtime.close()
         self._finish_timings()
+        if session.testsfailed == 0:  # logs of a failing run stay for the user (path in the summary)
+            shutil.rmtree(self.work_dir, ignore_errors=True)
         if self.options.report_dir is not None:
             from pytest_vdbench.report import write_reports
 
@@ -208,6 +211,8 @@ class VdbenchSession:
         from pytest_vdbench.report import summary_lines
 
         lines = [*self.notices, *summary_lines(self)]
+        if self.work_dir.exists() and terminalreporter.stats.get("failed"):
+            lines.append(f"vdbench: build and process logs kept in {self.work_dir}")
         if lines:
             terminalreporter.write_sep("=", "vdbench summary")
             for line in lines:
