@@ -129,7 +129,10 @@ class ModelRun:
         self.fitted_case = None
         try:
             seconds = client.fit(
-                data.train, data.columns, {**case.fit, "seed": case.seed}, timeout=self.spec.manifest.timeouts.fit
+                data.train,
+                data.columns,
+                {**case.fit, "seed": case.seed, **({"target": case.target} if case.target else {})},
+                timeout=self.spec.manifest.timeouts.fit,
             )
         except AdapterError as exc:
             self.case_result(case).error = str(exc)
