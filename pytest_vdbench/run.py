@@ -9,10 +9,14 @@ from typing import Any
 
 from pytest_vdbench.client import AdapterClient, AdapterError, Generation
 from pytest_vdbench.manifest import Case, ModelSpec
-from pytest_vdbench.runtime import BuildInfo, Instance, ResourceUsage, Runtime, StartupError
+from pytest_vdbench.runtime import BuildInfo, Instance, ResourceUsage, Runtime, RuntimeUnavailable, StartupError
 from pytest_vdbench.tabular import TabularData, load_case_data
 
-__all__ = ["ModelNotReady", "ModelRun"]
+__all__ = ["ModelNotReady", "ModelRun", "ModelUnavailable"]
+
+
+class ModelUnavailable(Exception):
+    """The model cannot run here (the runtime says why): its tests skip with that reason."""
 
 
 class ModelNotReady(Exception):
@@ -77,6 +81,10 @@ class ModelRun:
                 self.instance = self.runtime.start(self.spec)
             except StartupError as exc:
                 self.startup_error = exc
+            except RuntimeUnavailable as exc:
+                self.skip_reason = str(exc)
+        if self.skip_reason is not None:
+            raise ModelUnavailable(self.skip_reason)
         if self.startup_error is not None:
             raise ModelNotReady(str(self.startup_error))
         assert self.instance is not None

@@ -18,7 +18,7 @@ from pytest_vdbench.expectations import bound_problems, determinism_problems, ou
 from pytest_vdbench.host import format_bytes
 from pytest_vdbench.manifest import Case
 from pytest_vdbench.quality import quality_scores
-from pytest_vdbench.run import ModelNotReady, ModelRun
+from pytest_vdbench.run import ModelNotReady, ModelRun, ModelUnavailable
 
 
 def _fail(problems: list[str], run: ModelRun, *, logs: bool = False) -> None:
@@ -54,6 +54,8 @@ def _current_test() -> str:
 def _started(run: ModelRun) -> None:
     try:
         run.ensure_started()
+    except ModelUnavailable as exc:
+        pytest.skip(f"{run.spec.id}: {exc}")
     except ModelNotReady as exc:
         error = str(exc)
     else:
@@ -118,7 +120,7 @@ def test_health(vdbench_run: ModelRun, benchmark: Any) -> None:
     if vdbench_run.started:
         _started(vdbench_run)
     else:
-        with contextlib.suppress(ModelNotReady):  # remembered; reported just below
+        with contextlib.suppress(ModelNotReady, ModelUnavailable):  # remembered; reported just below
             benchmark.pedantic(vdbench_run.ensure_started, rounds=1, iterations=1)
         _started(vdbench_run)  # reports a remembered startup failure once
     instance = vdbench_run.ensure_started()

@@ -237,3 +237,25 @@ def test_benchmark_json_merges_xdist_workers(pytester: pytest.Pytester, write_su
     assert {"machine_info", "commit_info", "datetime", "version"} <= set(doc)
     compare = pytester.run(sys.executable, "-m", "pytest_benchmark.cli", "compare", str(pytester.path / "bench.json"))
     assert compare.ret == 0, compare.stdout.str()
+
+
+def test_process_runtime_skips_models_whose_libraries_live_in_their_image(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path]
+) -> None:
+    suite = write_suite(toy_manifest("imgonly", adapter="needs_missing:NeedsMissing"))
+    result = pytester.runpytest_subprocess(
+        "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process", "-rs", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(skipped=7)
+    result.stdout.fnmatch_lines(
+        [
+            "*imgonly: the process runtime uses this Python environment, which lacks 'vdbench_lib_only_in_the_image'*--vdbench-runtime docker*"
+        ]
+    )
+
+
+def test_process_runtime_still_fails_a_broken_adapter_module(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("typo", adapter="toyy:ToyVideo"))  # the adapter module itself is missing
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process")
+    result.assert_outcomes(failed=1, skipped=6)
+    result.stdout.fnmatch_lines(["*No module named 'toyy'*"])

@@ -16,6 +16,7 @@ __all__ = [
     "Instance",
     "ResourceUsage",
     "Runtime",
+    "RuntimeUnavailable",
     "StartupError",
     "wait_ready",
 ]
@@ -70,6 +71,10 @@ class StartupError(Exception):
         super().__init__(message + (f"\n--- last container/process logs ---\n{logs}" if logs else ""))
         self.reason = message
         self.logs = logs
+
+
+class RuntimeUnavailable(Exception):
+    """This runtime cannot run this model on this host (e.g. its libraries are not installed here)."""
 
 
 class Instance(Protocol):

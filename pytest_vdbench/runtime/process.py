@@ -18,8 +18,9 @@ from pathlib import Path
 
 from pytest_vdbench.client import AdapterClient
 from pytest_vdbench.manifest import ModelSpec
-from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, StartupError, wait_ready
+from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
 
+_MISSING_RE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 _PORT_RE = re.compile(r"serving \S+ on [\d.]+:(\d+)")
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -182,6 +183,18 @@ class ProcessRuntime:
         self._running.append(instance)
         try:
             instance.wait_until_ready(spec.manifest.timeouts.startup)
+        except StartupError as exc:
+            instance.stop()
+            missing = _MISSING_RE.search(exc.reason)
+            adapter_module = spec.manifest.adapter.split(":")[0].removesuffix(".py").replace("/", ".")
+            if missing and missing.group(1).split(".")[0] != adapter_module.split(".")[0]:
+                # a library the model's image installs, not this environment: not the model's fault
+                raise RuntimeUnavailable(
+                    f"the process runtime uses this Python environment, which lacks {missing.group(1)!r} "
+                    f"(needed by {spec.manifest.adapter}); run it with --vdbench-runtime docker, or install "
+                    f"the requirements of {spec.context_dir.name}/ here"
+                ) from None
+            raise
         except BaseException:
             instance.stop()
             raise
