@@ -249,7 +249,8 @@ def test_process_runtime_skips_models_whose_libraries_live_in_their_image(
     result.assert_outcomes(skipped=7)
     result.stdout.fnmatch_lines(
         [
-            "*imgonly: the process runtime uses this Python environment, which lacks 'vdbench_lib_only_in_the_image'*--vdbench-runtime docker*"
+            "*imgonly: the process runtime uses this Python environment, which lacks "
+            "'vdbench_lib_only_in_the_image'*--vdbench-runtime docker*"
         ]
     )
 
