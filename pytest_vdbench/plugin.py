@@ -43,7 +43,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: pass the loadgroup switch made in pytest_configure on to each worker."""
-    if node.config.stash.get(SESSION_KEY, None) is not None and node.config.option.dist == "loadgroup":
+    session = node.config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return
+    node.workerinput["vdbench_testrun"] = session.testrun
+    if node.config.option.dist == "loadgroup":
         node.workerinput["vdbench_loadgroup"] = True
 
 

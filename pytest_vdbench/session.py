@@ -7,6 +7,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,9 @@ class VdbenchSession:
         self._host: HostInfo | None = None
         self.notices: list[str] = []
         self.work_dir = Path(tempfile.mkdtemp(prefix="vdbench-"))
+        workerinput = getattr(config, "workerinput", None)
+        #: one id for the whole run, shared by xdist workers (containers carry it as a label)
+        self.testrun: str = workerinput["vdbench_testrun"] if workerinput else uuid.uuid4().hex[:12]
         _sigterm_interrupts()
 
     # -- state -----------------------------------------------------------------------------
@@ -101,7 +105,7 @@ class VdbenchSession:
 
             reason = docker_unavailable()
             if reason is None:
-                return DockerRuntime(self.config, self.work_dir)
+                return DockerRuntime(self.config, self.work_dir, testrun=self.testrun)
             if self.options.runtime_explicit:
                 return _Unavailable("docker", f"--vdbench-runtime docker: {reason}")
             self._notice(f"vdbench: {reason}; running models as local processes instead (--vdbench-runtime process)")
@@ -182,12 +186,32 @@ class VdbenchSession:
         if self._runtime is not None:
             self._runtime.close()
         self._finish_timings()
+        self._sweep_crashed_workers()
         if session.testsfailed == 0:  # logs of a failing run stay for the user (path in the summary)
             shutil.rmtree(self.work_dir, ignore_errors=True)
         if self.options.report_dir is not None:
             from pytest_vdbench.report import write_reports
 
             write_reports(self, self.options.report_dir)
+
+    def _sweep_crashed_workers(self) -> None:
+        """xdist controller: remove containers of workers that died before their own cleanup."""
+        if hasattr(self.config, "workerinput") or getattr(self.config.option, "dist", "no") == "no":
+            return
+        if (self.options.runtime or "docker") != "docker":
+            return
+        from pytest_vdbench.runtime.docker import LABEL_TESTRUN, docker_unavailable, sweep
+
+        if docker_unavailable() is None:
+            import docker
+
+            client = docker.from_env()
+            try:
+                removed = sweep(client, {LABEL_TESTRUN: self.testrun})
+            finally:
+                client.close()
+            if removed:
+                self._notice(f"vdbench: removed {removed} container(s) left by crashed xdist worker(s)")
 
     # -- timings across xdist workers ------------------------------------------------------
     def _finish_timings(self) -> None:

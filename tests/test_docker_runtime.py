@@ -184,3 +184,32 @@ def test_vdbench_clean_removes_leftovers() -> None:
     )
     assert out.returncode == 0 and "removed 1 vdbench container(s)" in out.stdout
     assert containers("leaktoy") == []
+
+
+def test_killed_xdist_worker_leaves_no_container(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("killtoy"))
+    pytester.makepyfile(
+        test_kill="""
+        import os, signal
+
+        def test_worker_dies_mid_run(vdbench_run, vdbench_endpoint):
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup can run in this process
+        """
+    )
+    result = run_docker(
+        pytester,
+        suite,
+        "test_kill.py",
+        "-k",
+        "test_worker_dies",
+        "-n",
+        "1",
+        "--max-worker-restart",
+        "0",
+        "-W",
+        "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+    )
+    result.stdout.fnmatch_lines(
+        ["*worker 'gw0' crashed while running*", "*removed 1 container(s) left by crashed xdist worker(s)*"]
+    )
+    assert containers("killtoy") == []

@@ -34,10 +34,11 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy
 
-__all__ = ["LABEL_MODEL", "LABEL_RUN", "DockerInstance", "DockerRuntime", "docker_unavailable"]
+__all__ = ["LABEL_MODEL", "LABEL_RUN", "LABEL_TESTRUN", "DockerInstance", "DockerRuntime", "docker_unavailable", "sweep"]
 
 LABEL_RUN = "org.vdbench.run"
 LABEL_MODEL = "org.vdbench.model"
+LABEL_TESTRUN = "org.vdbench.testrun"
 PORT = 8080
 
 
@@ -79,7 +80,9 @@ class AdapterReadyWait(WaitStrategy):
 class DockerInstance:
     """One model container: started, sampled for memory/CPU, inspected and removed on stop."""
 
-    def __init__(self, spec: ModelSpec, image: str, run_id: str, gpu_uuids: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, spec: ModelSpec, image: str, run_id: str, gpu_uuids: tuple[str, ...] = (), testrun: str | None = None
+    ) -> None:
         self.spec = spec
         self.endpoint = Endpoint("127.0.0.1", 0)
         self.startup_seconds = 0.0
@@ -102,7 +105,7 @@ class DockerInstance:
             )
             .with_envs(**env)
             .with_kwargs(
-                labels={LABEL_RUN: run_id, LABEL_MODEL: spec.id},
+                labels={LABEL_RUN: run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: testrun or run_id},
                 mem_limit=r.memory,
                 memswap_limit=r.memory,  # no swap: exceeding the limit is an OOM kill, not a slowdown
                 nano_cpus=int(r.cpus * 1e9),
@@ -319,13 +322,16 @@ class DockerRuntime:
 
     name = "docker"
 
-    def __init__(self, config: pytest.Config | None, work_dir: Path, ledger: Ledger | None = None) -> None:
+    def __init__(
+        self, config: pytest.Config | None, work_dir: Path, ledger: Ledger | None = None, testrun: str | None = None
+    ) -> None:
         import docker
 
         testcontainers_config.ryuk_disabled = True
         self.config = config
         self.client = docker.from_env()
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = uuid.uuid4().hex[:12]  # this process's containers (its own sweep)
+        self.testrun = testrun or self.run_id  # the whole run's, across xdist workers (the controller's sweep)
         self.work_dir = work_dir
         self._builds: dict[str, BuildInfo] = {}
         self.ledger = ledger if ledger is not None else default_ledger(config)
@@ -350,7 +356,7 @@ class DockerRuntime:
             reservation = self.ledger.reserve(need, timeout=RESERVE_TIMEOUT, label=spec.id)
         except (DoesNotFit, ReservationTimeout) as exc:
             raise StartupError(f"{spec.id}: {exc}") from None
-        instance = DockerInstance(spec, info.image, self.run_id, reservation.gpu_uuids)
+        instance = DockerInstance(spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun)
         instance.reservation = reservation
         instance.on_stop = lambda: self.ledger.release(reservation)
         self._instances.append(instance)
