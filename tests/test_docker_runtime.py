@@ -213,3 +213,18 @@ def test_killed_xdist_worker_leaves_no_container(pytester: pytest.Pytester, writ
         ["*worker 'gw0' crashed while running*", "*removed 1 container(s) left by crashed xdist worker(s)*"]
     )
     assert containers("killtoy") == []
+
+
+def test_required_env_reaches_the_container(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VDBENCH_TEST_API_KEY", "s3cret")
+    suite = write_suite(toy_manifest("envtoy", requires={"env": ["VDBENCH_TEST_API_KEY"]}))
+    pytester.makepyfile(
+        test_env="""
+        def test_env(vdbench_run, vdbench_endpoint):
+            env = vdbench_run.instance.container.get_wrapped_container().attrs["Config"]["Env"]
+            assert "VDBENCH_TEST_API_KEY=s3cret" in env
+        """
+    )
+    run_docker(pytester, suite, "test_env.py", "-k", "test_env").assert_outcomes(passed=1)

@@ -98,6 +98,8 @@ class DockerInstance:
         m = spec.manifest
         r = m.resources
         env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options), **m.env}
+        # credentials the manifest requires (requires.env) come from the host's environment
+        env.update({name: os.environ[name] for name in m.requires.env if name in os.environ})
         self.container = (
             DockerContainer(image)
             .with_command(
