@@ -19,8 +19,11 @@ SCHEMA_VERSION = 1
 
 
 def collect_rows(session: VdbenchSession) -> list[dict[str, Any]]:
-    """One row per model run: build, startup, memory, CPU, latency, quality, status."""
-    rows: list[dict[str, Any]] = []
+    """One row per model run: build, startup, memory, CPU, latency, quality, status.
+
+    Under pytest-xdist the controller has no runs of its own: the workers' rows are merged in.
+    """
+    rows: list[dict[str, Any]] = list(session.worker_rows)
     for run_id, run in sorted(session.runs.items()):
         usage = run.usage()
         lat = [run.median_latency(c) for c in run.spec.manifest.cases]
@@ -66,7 +69,7 @@ def collect_rows(session: VdbenchSession) -> list[dict[str, Any]]:
                 "errors": errors,
             }
         )
-    return rows
+    return sorted(rows, key=lambda r: str(r["id"]))
 
 
 def _fmt_s(value: float | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import shutil
 import signal
 import tempfile
@@ -74,6 +75,7 @@ class VdbenchSession:
         self.runs: dict[str, ModelRun] = {}
         self.budget_selected: dict[str, set[str]] = {}
         self.timing_records: list[dict[str, Any]] = []
+        self.worker_rows: list[dict[str, Any]] = []  # report rows shipped by xdist workers
         self._runtime: Runtime | None = None
         self._host: HostInfo | None = None
         self.notices: list[str] = []
@@ -189,7 +191,7 @@ class VdbenchSession:
         self._sweep_crashed_workers()
         if session.testsfailed == 0:  # logs of a failing run stay for the user (path in the summary)
             shutil.rmtree(self.work_dir, ignore_errors=True)
-        if self.options.report_dir is not None:
+        if self.options.report_dir is not None and not hasattr(self.config, "workerinput"):  # the controller writes
             from pytest_vdbench.report import write_reports
 
             write_reports(self, self.options.report_dir)
@@ -220,7 +222,10 @@ class VdbenchSession:
         workerinput = getattr(self.config, "workerinput", None)
         records = run_records(self.runs.values(), workerinput["workerid"] if workerinput else "main")
         if workerinput is not None:
+            from pytest_vdbench.report import collect_rows
+
             self.config.workeroutput["vdbench_timings"] = records  # type: ignore[attr-defined]
+            self.config.workeroutput["vdbench_rows"] = json.loads(json.dumps(collect_rows(self), default=str))  # type: ignore[attr-defined]
             return
         self.timing_records.extend(records)
         if self.options.benchmark_json is not None:
@@ -229,7 +234,9 @@ class VdbenchSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         """xdist controller: collect a finished worker's timings."""
-        self.timing_records.extend(getattr(node, "workeroutput", {}).get("vdbench_timings", []))
+        output = getattr(node, "workeroutput", {})
+        self.timing_records.extend(output.get("vdbench_timings", []))
+        self.worker_rows.extend(output.get("vdbench_rows", []))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         from pytest_vdbench.report import summary_lines

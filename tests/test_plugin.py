@@ -260,3 +260,27 @@ def test_process_runtime_still_fails_a_broken_adapter_module(pytester: pytest.Py
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process")
     result.assert_outcomes(failed=1, skipped=6)
     result.stdout.fnmatch_lines(["*No module named 'toyy'*"])
+
+
+def test_report_and_summary_merge_xdist_workers(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("alpha"), toy_manifest("beta"))
+    result = pytester.runpytest_subprocess(
+        "--vdbench",
+        "--vdbench-suite",
+        str(suite),
+        "--vdbench-runtime",
+        "process",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+        "--vdbench-report",
+        "rep",
+    )
+    result.stdout.fnmatch_lines(["*vdbench summary*", "alpha *ready*ok", "beta *ready*ok"])
+    import json
+
+    rows = json.loads((pytester.path / "rep" / "report.json").read_text())["models"]
+    assert [r["id"] for r in rows] == ["alpha", "beta"] and all(r["startup_seconds"] for r in rows)
