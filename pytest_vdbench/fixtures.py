@@ -34,6 +34,7 @@ def vdbench_model(request: pytest.FixtureRequest, vdbench_session: VdbenchSessio
     spec: ModelSpec = request.param if hasattr(request, "param") else request.node.spec
     reason = vdbench_session.skip_reason(spec)
     if reason:
+        vdbench_session.skipped[spec.id] = reason
         pytest.skip(f"{spec.id}: {reason}")
     return spec
 

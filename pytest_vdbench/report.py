@@ -33,7 +33,7 @@ def collect_rows(session: VdbenchSession) -> list[dict[str, Any]]:
             for key, value in result.metrics.items():
                 scores.setdefault(key, value)
         errors = [r.error for r in run.cases.values() if r.error]
-        status = "ok"
+        status = "ok" if run.skip_reason is None else f"skipped: {run.skip_reason}"
         if run.build_error:
             status, errors = "build failed", [run.build_error, *errors]
         elif run.startup_error is not None:
@@ -59,6 +59,7 @@ def collect_rows(session: VdbenchSession) -> list[dict[str, Any]]:
                 "build_cached": build.cached if build else None,
                 "startup_seconds": run.instance.startup_seconds if run.instance is not None else None,
                 "generate_seconds_median": max(lat_known) if lat_known else None,
+                "fit_seconds": sum(f for f in (r.fit_seconds for r in run.cases.values()) if f is not None) or None,
                 "peak_memory_bytes": usage.peak_memory_bytes if usage else None,
                 "mean_memory_bytes": usage.mean_memory_bytes if usage else None,
                 "cpu_percent": usage.cpu_percent if usage else None,
@@ -70,6 +71,21 @@ def collect_rows(session: VdbenchSession) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: str(r["id"]))
+
+
+def headline_quality(scores: dict[str, float]) -> str:
+    """The scores a reader compares first (full scores are in report.json)."""
+    if "column_shapes" in scores:
+        text = f"shapes {scores['column_shapes']:.2f}"
+        if "uniform_column_shapes" in scores:
+            text += f" (noise {scores['uniform_column_shapes']:.2f})"
+        if "column_pair_trends" in scores:
+            text += f", trends {scores['column_pair_trends']:.2f}"
+        if "tstr_ratio" in scores:
+            text += f", TSTR/TRTR {scores['tstr_ratio']:.2f}"
+        return text
+    keys = ("temporal_flicker", "motion_smoothness", "dynamic_degree", "prompt_sensitivity")
+    return ", ".join(f"{k} {scores[k]:.3g}" for k in keys if k in scores) or "n/a"
 
 
 def _fmt_s(value: float | None) -> str:
@@ -108,19 +124,25 @@ def write_reports(session: VdbenchSession, directory: Path) -> None:
             "driver": host.driver,
         },
         "models": rows,
+        "skipped": dict(sorted(session.skipped.items())),
     }
     _atomic_write(directory / "report.json", json.dumps(doc, indent=2, default=str))
     header = (
-        "| Model | Build | Startup | Peak memory | CPU | Generation (median) | Quality | Status |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        "| Model | Build | Image size | Startup | Peak memory | CPU | Execution (fit + generate) | Quality | Status |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     body = ""
     for r in rows:
-        quality = ", ".join(f"{k} {v:.3g}" for k, v in sorted(r["quality"].items())) or "n/a"
         cpu = "n/a" if r["cpu_percent"] is None else f"{r['cpu_percent']:.0f}%"
         build = _fmt_s(r["build_seconds"]) + (" (cached)" if r["build_cached"] else "")
+        execution = _fmt_s(r["generate_seconds_median"])
+        if r.get("fit_seconds") is not None:
+            execution = f"{_fmt_s(r['fit_seconds'])} + {execution}"
         body += (
-            f"| {r['id']} | {build} | {_fmt_s(r['startup_seconds'])} | {format_bytes(r['peak_memory_bytes'])} | {cpu} "
-            f"| {_fmt_s(r['generate_seconds_median'])} | {quality} | {r['status']} |\n"
+            f"| {r['id']} | {build} | {format_bytes(r['image_size_bytes'])} | {_fmt_s(r['startup_seconds'])} "
+            f"| {format_bytes(r['peak_memory_bytes'])} | {cpu} | {execution} | {headline_quality(r['quality'])} "
+            f"| {r['status']} |\n"
         )
+    for spec_id, reason in sorted(session.skipped.items()):
+        body += f"| {spec_id} | | | | | | | | skipped: {reason} |\n"
     _atomic_write(directory / "report.md", "# vdbench report\n\n" + header + body)

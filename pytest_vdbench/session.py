@@ -76,6 +76,7 @@ class VdbenchSession:
         self.budget_selected: dict[str, set[str]] = {}
         self.timing_records: list[dict[str, Any]] = []
         self.worker_rows: list[dict[str, Any]] = []  # report rows shipped by xdist workers
+        self.skipped: dict[str, str] = {}  # model id -> why this host cannot run it
         self._runtime: Runtime | None = None
         self._host: HostInfo | None = None
         self.notices: list[str] = []
@@ -225,7 +226,9 @@ class VdbenchSession:
             from pytest_vdbench.report import collect_rows
 
             self.config.workeroutput["vdbench_timings"] = records  # type: ignore[attr-defined]
-            self.config.workeroutput["vdbench_rows"] = json.loads(json.dumps(collect_rows(self), default=str))  # type: ignore[attr-defined]
+            output = self.config.workeroutput  # type: ignore[attr-defined]
+            output["vdbench_rows"] = json.loads(json.dumps(collect_rows(self), default=str))
+            output["vdbench_skipped"] = dict(self.skipped)
             return
         self.timing_records.extend(records)
         if self.options.benchmark_json is not None:
@@ -237,6 +240,7 @@ class VdbenchSession:
         output = getattr(node, "workeroutput", {})
         self.timing_records.extend(output.get("vdbench_timings", []))
         self.worker_rows.extend(output.get("vdbench_rows", []))
+        self.skipped.update(output.get("vdbench_skipped", {}))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         from pytest_vdbench.report import summary_lines
