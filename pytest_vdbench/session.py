@@ -186,6 +186,11 @@ class VdbenchSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         for run in self.runs.values():
             run.stop()
+        if self.options.report_dir is not None:  # every process keeps the videos of its own runs
+            from pytest_vdbench.media import save_videos
+
+            for run in self.runs.values():
+                save_videos(run, self.options.report_dir / "media")
         if self._runtime is not None:
             self._runtime.close()
         self._finish_timings()

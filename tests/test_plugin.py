@@ -284,3 +284,28 @@ def test_report_and_summary_merge_xdist_workers(pytester: pytest.Pytester, write
 
     rows = json.loads((pytester.path / "rep" / "report.json").read_text())["models"]
     assert [r["id"] for r in rows] == ["alpha", "beta"] and all(r["startup_seconds"] for r in rows)
+
+
+def test_report_keeps_each_video_as_a_gif_with_its_settings(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    suite = write_suite(toy_manifest("gifme"))
+    result = pytester.runpytest_subprocess(
+        "--vdbench",
+        "--vdbench-suite",
+        str(suite),
+        "--vdbench-runtime",
+        "process",
+        "-p",
+        "no:cacheprovider",
+        "--vdbench-report",
+        "rep",
+        "--benchmark-disable",
+    )
+    result.assert_outcomes(passed=6, skipped=1)
+    import json
+
+    from PIL import Image
+
+    with Image.open(pytester.path / "rep" / "media" / "gifme-fox.gif") as gif:
+        assert gif.n_frames == 6 and gif.size == (128, 128)  # 16x16 frames enlarged 8x
+    info = json.loads((pytester.path / "rep" / "media" / "gifme-fox.json").read_text())
+    assert info["prompt"] == "a fox in the snow" and info["seed"] == 1 and info["shape"] == [6, 3, 16, 16]
