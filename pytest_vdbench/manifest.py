@@ -293,9 +293,15 @@ class ModelSpec:
 
     @property
     def context_dir(self) -> Path:
+        """``image.context``: relative to the manifest if it starts with '.', else to the project
+        root, i.e. the nearest folder above the manifest that holds it (then the run's root)."""
         ctx = self.manifest.image.context
-        base = self.path.parent if ctx.startswith(".") else self.root
-        return (base / ctx).resolve()
+        if ctx.startswith("."):
+            return (self.path.parent / ctx).resolve()
+        for ancestor in self.path.parents:
+            if (ancestor / ctx).is_dir():
+                return (ancestor / ctx).resolve()
+        return (self.root / ctx).resolve()
 
     def resolve(self, relative: str) -> Path:
         """A path from the manifest (datasets, ...) relative to the manifest's folder."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RUNTIMES", "VdbenchOptions", "addoption"]
+__all__ = ["RUNTIMES", "VdbenchOptions", "addoption", "project_root"]
 
 RUNTIMES = ("docker", "process")
 
@@ -74,6 +74,20 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("vdbench_report", "Default report directory.", default="")
 
 
+def project_root(config: pytest.Config) -> Path:
+    """Where ``model_suites/`` lives: the invocation folder if it has one, else the rootdir.
+
+    Not the rootdir alone: pytest derives it (and the ini file) from the command line's paths
+    before plugin options are known, so an option value that is an existing folder
+    (``--vdbench-report /tmp/out``) can pass for one.
+    """
+    here = Path(config.invocation_params.dir)
+    for candidate in (here, config.rootpath):
+        if (candidate / "model_suites").is_dir():
+            return candidate
+    return here
+
+
 @dataclass(frozen=True)
 class VdbenchOptions:
     """The options of one run, validated."""
@@ -89,7 +103,7 @@ class VdbenchOptions:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
-        root = config.rootpath
+        root = project_root(config)
         suites = [Path(p) for p in config.getoption("vdbench_suite")]
         if not suites:
             suites = [Path(p) for p in config.getini("vdbench_suites")] or [root / "model_suites"]

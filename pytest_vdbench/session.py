@@ -17,7 +17,7 @@ import pytest
 from pytest_vdbench.collect import ManifestFile, VariantModule, nodeid_for
 from pytest_vdbench.host import HostInfo, probe_host
 from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
-from pytest_vdbench.options import VdbenchOptions
+from pytest_vdbench.options import VdbenchOptions, project_root
 from pytest_vdbench.run import ModelRun
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class VdbenchSession:
     def __init__(self, config: pytest.Config, options: VdbenchOptions) -> None:
         self.config = config
         self.options = options
-        self.specs_by_path = load_specs(options, config.rootpath)
+        self.specs_by_path = load_specs(options, project_root(config))
         self.specs = [s for specs in self.specs_by_path.values() for s in specs]
         self.runs: dict[str, ModelRun] = {}
         self.budget_selected: dict[str, set[str]] = {}
