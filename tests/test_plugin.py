@@ -309,3 +309,15 @@ def test_report_keeps_each_video_as_a_gif_with_its_settings(pytester: pytest.Pyt
         assert gif.n_frames == 6 and gif.size == (128, 128)  # 16x16 frames enlarged 8x
     info = json.loads((pytester.path / "rep" / "media" / "gifme-fox.json").read_text())
     assert info["prompt"] == "a fox in the snow" and info["seed"] == 1 and info["shape"] == [6, 3, 16, 16]
+
+
+def test_option_value_that_is_a_folder_does_not_move_the_project_root(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import yaml
+
+    (pytester.path / "model_suites" / "video").mkdir(parents=True)
+    (pytester.path / "model_suites" / "video" / "toy.yaml").write_text(yaml.safe_dump(toy_manifest()))
+    elsewhere = tmp_path_factory.mktemp("existing-report-dir")
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-report", str(elsewhere), "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*toy.yaml::toy::test_health"])
