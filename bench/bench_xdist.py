@@ -28,9 +28,26 @@ MODELS = 4
 def run(suite: Path, cwd: Path, *extra: str) -> float:
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "process",
-         "-p", "no:cacheprovider", "-q", "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning", *extra],
-        cwd=cwd, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--vdbench",
+            "--vdbench-suite",
+            str(suite),
+            "--vdbench-runtime",
+            "process",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-W",
+            "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+            *extra,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:

@@ -113,9 +113,7 @@ class Ledger:
             big_enough = [g for g in inv.gpus if g[1] >= need.gpu_memory]
             if len(big_enough) < need.gpus:
                 have = ", ".join(f"{u} {m / 2**30:.0f} GiB" for u, m in inv.gpus) or "no GPU"
-                raise DoesNotFit(
-                    f"needs {need.gpus} GPU(s) with {need.gpu_memory / 2**30:.1f} GiB each; this host has {have}"
-                )
+                raise DoesNotFit(f"needs {need.gpus} GPU(s) with {need.gpu_memory / 2**30:.1f} GiB each; this host has {have}")
         if need.cpus > inv.cpus:
             raise DoesNotFit(f"needs {need.cpus:g} CPUs; this host has {inv.cpus:g}")
         if need.memory > inv.memory:
@@ -162,8 +160,13 @@ class Ledger:
                     rid = uuid.uuid4().hex
                     sharing = {u: sum(1 for e in entries.values() if u in e["gpus"]) for u in gpus}
                     entries[rid] = {
-                        "pid": os.getpid(), "label": label, "gpus": list(gpus), "gpu_memory": need.gpu_memory,
-                        "cpus": need.cpus, "memory": need.memory, "since": time.time(),
+                        "pid": os.getpid(),
+                        "label": label,
+                        "gpus": list(gpus),
+                        "gpu_memory": need.gpu_memory,
+                        "cpus": need.cpus,
+                        "memory": need.memory,
+                        "since": time.time(),
                     }
                     self._save(entries)
                     return Reservation(rid, gpus, time.monotonic() - start, len(entries) - 1, sharing)

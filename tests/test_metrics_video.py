@@ -1,11 +1,13 @@
-"""Video metrics on synthetic videos whose answers are known."""
+"""Video metrics on synthetic videos whose answers are known, including videos built to fail them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
 
-from pytest_vdbench.metrics import available_metrics, get_metric
+from pytest_vdbench.metrics import Metric, available_metrics, get_metric, register_metric
 from pytest_vdbench.metrics.video import (
     dynamic_degree,
     motion_smoothness,
@@ -17,9 +19,11 @@ from pytest_vdbench.metrics.video import (
 )
 
 F, H, W = 8, 32, 32
+Video = np.ndarray[Any, Any]
 
 
-def pan(speed: int, frames: int = F) -> np.ndarray:
+def pan(speed: float, frames: int = F) -> Video:
+    """A horizontal sine grating moving ``speed`` pixels per frame (periodic, so no edge effects)."""
     x = np.arange(W)
     v = np.zeros((frames, 3, H, W), np.float32)
     for t in range(frames):
@@ -27,14 +31,31 @@ def pan(speed: int, frames: int = F) -> np.ndarray:
     return v
 
 
-def flicker() -> np.ndarray:
+def texture(seed: int = 0, size: int = 64) -> Video:
+    """A smooth random 2-D texture in [0, 1]."""
+    base = np.random.default_rng(seed).random((size, size))
+    for _ in range(3):
+        base = (base + np.roll(base, 1, 0) + np.roll(base, 1, 1) + np.roll(base, (1, 1), (0, 1))) / 4
+    out: Video = (base - base.min()) / (base.max() - base.min())
+    return out
+
+
+def flicker() -> Video:
     v = np.zeros((F, 3, H, W), np.float32)
     v[::2] = 1.0
     return v
 
 
-def static() -> np.ndarray:
+def static() -> Video:
     return np.repeat(pan(0, 1), F, axis=0)
+
+
+def constant() -> Video:
+    return np.full((F, 3, H, W), 0.5, np.float32)
+
+
+def blur(v: Video) -> Video:
+    return (v + np.roll(v, 1, axis=2) + np.roll(v, 1, axis=3) + np.roll(v, (1, 1), axis=(2, 3))) / 4
 
 
 def test_static_video_has_no_dynamics_and_no_flicker() -> None:
@@ -45,70 +66,160 @@ def test_static_video_has_no_dynamics_and_no_flicker() -> None:
 
 def test_flicker_scores_worse_than_a_smooth_pan() -> None:
     assert temporal_flicker(flicker()) == pytest.approx(0.0)
+    assert motion_smoothness(flicker()) == pytest.approx(0.0)
     assert temporal_flicker(pan(1)) > 0.9 > temporal_flicker(flicker())
     assert motion_smoothness(pan(1)) > 0.99 > motion_smoothness(flicker())
 
 
-def test_dynamic_degree_recovers_the_shift() -> None:
-    assert dynamic_degree(pan(1)) == pytest.approx(1.0, abs=0.1)
-    assert dynamic_degree(pan(2)) == pytest.approx(2.0, abs=0.15)
-    assert dynamic_degree(pan(2)) > dynamic_degree(pan(1)) > 0
+@pytest.mark.parametrize("speed", [0.5, 1, 1.5, 2, 3, 5])
+def test_dynamic_degree_recovers_the_shift(speed: float) -> None:
+    assert dynamic_degree(pan(speed)) == pytest.approx(speed, abs=0.1)
+
+
+def test_faster_pan_is_more_dynamic() -> None:
+    assert dynamic_degree(pan(2)) > dynamic_degree(pan(1)) > dynamic_degree(pan(0)) == 0.0
+
+
+def test_dynamic_degree_recovers_a_diagonal_shift_at_full_resolution_scale() -> None:
+    # 320 x 320 frames are downsampled x3 for the search; the answer is still in input pixels
+    big = np.kron(texture(1), np.ones((5, 5)))
+    video = np.stack([np.roll(big, (3 * t, 6 * t), (0, 1)) for t in range(6)])[:, None].astype(np.float32)
+    assert dynamic_degree(video) == pytest.approx(np.hypot(3, 6), rel=0.1)
 
 
 def test_shuffled_frames_are_caught_by_smoothness() -> None:
     ordered = pan(1)
     shuffled = ordered[[0, 4, 1, 5, 2, 6, 3, 7]]
     assert motion_smoothness(shuffled) < motion_smoothness(ordered) - 0.1
+    assert temporal_flicker(shuffled) < temporal_flicker(ordered)
 
 
-def test_blur_lowers_sharpness_and_constant_is_zero() -> None:
+def test_blur_lowers_sharpness() -> None:
     rng = np.random.default_rng(0)
     noisy = rng.random((F, 3, H, W)).astype(np.float32)
-    blurred = (noisy + np.roll(noisy, 1, axis=2) + np.roll(noisy, 1, axis=3) + np.roll(noisy, (1, 1), axis=(2, 3))) / 4
-    assert sharpness(blurred) < sharpness(noisy) / 2
-    assert sharpness(np.full((F, 3, H, W), 0.5, np.float32)) == 0.0
-    assert dynamic_degree(np.full((F, 3, H, W), 0.5, np.float32)) == 0.0
+    assert sharpness(blur(noisy)) < sharpness(noisy) / 2
+    assert sharpness(blur(blur(pan(1)))) < sharpness(pan(1))
+    assert 0 < sharpness(noisy) <= 16
+
+
+def test_constant_video_fails_dynamics_and_sharpness() -> None:
+    assert dynamic_degree(constant()) == 0.0
+    assert sharpness(constant()) == 0.0
 
 
 def test_prompt_sensitivity() -> None:
     assert prompt_sensitivity(pan(1), pan(1)) == 0.0
     assert prompt_sensitivity(pan(1), pan(2)) > 0.05
+    assert prompt_sensitivity(np.zeros((F, 3, H, W), np.float32), np.ones((F, 3, H, W), np.float32)) == 1.0
+    with pytest.raises(ValueError, match=r"same shape, got \[8, 3, 32, 32\] and \[4, 3, 32, 32\]"):
+        prompt_sensitivity(pan(1), pan(1, frames=4))
 
 
 def test_uint8_nhwc_equals_float_nchw() -> None:
-    v = (np.round(pan(1) * 255) / 255).astype(np.float32)
-    u8 = np.round(v * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    u8 = np.round(pan(1.5) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    v = u8.transpose(0, 3, 1, 2).astype(np.float32) / 255
+    np.testing.assert_array_equal(to_canonical(u8), v)
     a, b = video_report(v), video_report(u8)
-    for key in a:
-        assert a[key] == pytest.approx(b[key], abs=1e-6)
+    assert a == pytest.approx(b, abs=1e-9)
+    assert prompt_sensitivity(u8, v) == 0.0
 
 
-def test_one_frame_is_well_defined() -> None:
-    one = pan(1, frames=1)
-    assert video_report(one) == {
-        "temporal_flicker": 1.0,
-        "motion_smoothness": 1.0,
-        "dynamic_degree": 0.0,
-        "sharpness": sharpness(one),
-    }
+def test_gray_and_rgba_videos_are_accepted() -> None:
+    gray = pan(1)[:, :1]
+    rgba = np.concatenate([pan(1), np.ones((F, 1, H, W), np.float32)], axis=1)
+    assert video_report(gray) == pytest.approx(video_report(pan(1)))
+    assert video_report(rgba) == video_report(pan(1))  # alpha is ignored
+
+
+def test_equal_luminance_colour_motion_is_seen() -> None:
+    # three gratings a third of a period apart: the gray mix is a constant 0.5, the colours still move
+    x = np.arange(W, dtype=np.float32)
+    c = np.arange(3, dtype=np.float32)[:, None, None]
+    video = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * ((x - 2 * t) / W + c / 3)) * np.ones((3, H, W)) for t in range(F)])
+    np.testing.assert_allclose(video.mean(axis=1), 0.5, atol=1e-6)
+    assert dynamic_degree(video) == pytest.approx(2.0, abs=0.1)
+    assert sharpness(video) > 0
+
+
+@pytest.mark.parametrize("frames", [1, 2])
+def test_short_videos_are_well_defined(frames: int) -> None:
+    report = video_report(pan(1, frames=frames))
+    assert report["temporal_flicker"] == (1.0 if frames == 1 else pytest.approx(temporal_flicker(pan(1)[:2])))
+    assert report["motion_smoothness"] == 1.0
+    assert report["dynamic_degree"] == (0.0 if frames == 1 else pytest.approx(1.0))
+    assert report["sharpness"] == pytest.approx(sharpness(pan(1)[:frames]))
+
+
+def test_tiny_frames_are_well_defined() -> None:
+    tiny = np.random.default_rng(0).random((4, 3, 2, 2)).astype(np.float32)
+    report = video_report(tiny)
+    assert report["sharpness"] == 0.0
+    assert all(np.isfinite(value) for value in report.values())
 
 
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (np.zeros((3, 32, 32)), "must have 4 dimensions"),
-        (np.zeros((3, 7, 32, 32), np.float32), "float videos are"),
-        (np.zeros((3, 32, 32, 7), np.uint8), "uint8 videos are"),
+        (np.zeros((3, 32, 32)), r"must have 4 dimensions.*got shape \[3, 32, 32\]"),
+        (np.zeros((3, 7, 32, 32), np.float32), r"float videos are \[frames, channels, height, width\].*\[3, 7, 32, 32\]"),
+        (np.zeros((3, 32, 32, 3), np.float32), r"for \[F, H, W, C\] pass video.transpose\(0, 3, 1, 2\)"),
+        (np.zeros((3, 32, 32, 7), np.uint8), r"uint8 videos are \[frames, height, width, channels\].*\[3, 32, 32, 7\]"),
         (np.zeros((3, 3, 32, 32), np.int32), "got dtype int32"),
+        (np.zeros((0, 3, 32, 32), np.float32), r"at least one frame and one pixel, got shape \[0, 3, 32, 32\]"),
     ],
 )
-def test_bad_inputs_say_what_is_wrong(bad: np.ndarray, message: str) -> None:
+def test_bad_inputs_say_what_is_wrong(bad: Video, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         to_canonical(bad)
+    with pytest.raises(ValueError, match=message):
+        video_report(bad)
 
 
-def test_registry_has_the_builtins_and_rejects_duplicates() -> None:
-    assert {"temporal_flicker", "dynamic_degree"} <= set(available_metrics())
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (pan(1) * 2 - 1, r"must lie in \[0, 1\], got values in \[-0.8, 0.8\]; rescale \[-1, 1\] outputs"),
+        (np.where(pan(1) > 0.5, np.nan, pan(1)).astype(np.float32), r"\d+ NaN and 0 inf values"),
+    ],
+)
+def test_out_of_range_values_are_rejected_by_the_metrics(values: Video, message: str) -> None:
+    to_canonical(values)  # the layout is fine; only scoring needs the values in [0, 1]
+    for metric in (temporal_flicker, motion_smoothness, dynamic_degree, sharpness):
+        with pytest.raises(ValueError, match=message):
+            metric(values)
+
+
+def test_registry_has_the_builtins() -> None:
+    assert set(available_metrics()) >= {
+        "temporal_flicker",
+        "motion_smoothness",
+        "dynamic_degree",
+        "sharpness",
+        "prompt_sensitivity",
+    }
     assert get_metric("temporal_flicker")(static()) == 1.0
-    with pytest.raises(KeyError, match="no metric 'clip_score'"):
+    assert get_metric("prompt_sensitivity")(pan(1), reference=pan(1)) == 0.0
+    with pytest.raises(ValueError, match="pass reference="):
+        get_metric("prompt_sensitivity")(pan(1))
+    with pytest.raises(ValueError, match="takes no reference"):
+        get_metric("sharpness")(pan(1), reference=pan(1))
+    with pytest.raises(KeyError, match="no metric 'clip_score'; available: dynamic_degree"):
         get_metric("clip_score")
+
+
+def test_a_metric_plugs_in_and_duplicates_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_vdbench.metrics as metrics
+
+    monkeypatch.setattr(metrics, "_REGISTRY", dict(metrics._REGISTRY))
+
+    class Brightness:
+        name = "mean_brightness"
+
+        def __call__(self, video: Any, *, reference: Any = None) -> float:
+            return float(to_canonical(video).mean())
+
+    metric: Metric = register_metric(Brightness())
+    assert get_metric("mean_brightness") is metric
+    assert get_metric("mean_brightness")(constant()) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="'mean_brightness' is already registered"):
+        register_metric(Brightness())

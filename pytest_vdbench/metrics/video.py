@@ -1,14 +1,17 @@
 """Weight-free video quality metrics on canonical videos (float32 ``[F, C, H, W]`` in [0, 1]).
 
-In the spirit of VBench's dimensions, without their networks: each function is pure, documented
-with its range and direction, and unit-tested on synthetic videos whose answer is known.
+In the spirit of VBench's dimensions, without their networks: each function is a pure function of
+numpy arrays, documented with its range and which direction is better, and unit-tested on synthetic
+videos whose answer is known. Every metric accepts what :func:`to_canonical` accepts, requires
+finite values in [0, 1] (ValueError otherwise) and ignores an alpha channel.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "dynamic_degree",
@@ -20,114 +23,215 @@ __all__ = [
     "video_report",
 ]
 
-Video = np.ndarray[Any, Any]
+FloatArray = npt.NDArray[np.float64]
+Video = npt.NDArray[np.float32]
+
+CHANNELS = (1, 3, 4)
+#: Block matching for :func:`dynamic_degree`: frames are area-downsampled until the longer side is
+#: at most FLOW_SIDE pixels, then each BLOCK x BLOCK block is searched within +-RADIUS pixels.
+FLOW_SIDE = 128
+BLOCK = 8
+RADIUS = 6
+_RANGE_SLACK = 1e-6  # float rounding in an adapter's own rescale is not an out-of-range video
 
 
-def to_canonical(video: Any) -> Video:
-    """Validate and convert to float64 ``[F, C, H, W]`` in [0, 1].
+def to_canonical(video: npt.ArrayLike) -> Video:
+    """Validate ``video`` and return it as float32 ``[frames, channels, height, width]`` in [0, 1].
 
-    Accepts float ``[F, C, H, W]`` (C in 1..4) and uint8 ``[F, H, W, C]``.
+    Accepts float ``[F, C, H, W]`` (returned as float32, values unchanged) and uint8
+    ``[F, H, W, C]`` (divided by 255), with C in 1, 3 or 4 and F, H, W at least 1. Anything else
+    raises ValueError naming the shape or dtype. Values are not range-checked here (see the metrics).
     """
     array = np.asarray(video)
     if array.ndim != 4:
-        raise ValueError(f"a video must have 4 dimensions, got shape {list(array.shape)}")
+        raise ValueError(
+            f"a video must have 4 dimensions (float32 [frames, channels, height, width] or "
+            f"uint8 [frames, height, width, channels]), got shape {list(array.shape)}"
+        )
     if array.dtype == np.uint8:
-        if array.shape[-1] not in (1, 3, 4):
-            raise ValueError(f"uint8 videos are [frames, height, width, channels], got shape {list(array.shape)}")
-        return array.transpose(0, 3, 1, 2).astype(np.float64) / 255.0
-    if not np.issubdtype(array.dtype, np.floating):
+        if array.shape[-1] not in CHANNELS:
+            raise ValueError(
+                f"uint8 videos are [frames, height, width, channels] with 1, 3 or 4 channels, got shape {list(array.shape)}"
+            )
+        array = array.transpose(0, 3, 1, 2)
+        out: Video = array.astype(np.float32) / np.float32(255.0)
+    elif np.issubdtype(array.dtype, np.floating):
+        if array.shape[1] not in CHANNELS:
+            hint = "; for [F, H, W, C] pass video.transpose(0, 3, 1, 2)" if array.shape[-1] in CHANNELS else ""
+            raise ValueError(
+                f"float videos are [frames, channels, height, width] with 1, 3 or 4 channels, got shape {list(array.shape)}{hint}"
+            )
+        out = array.astype(np.float32, copy=False)
+    else:
         raise ValueError(f"videos are float32 [F, C, H, W] or uint8 [F, H, W, C], got dtype {array.dtype}")
-    if array.shape[1] not in (1, 3, 4):
-        raise ValueError(f"float videos are [frames, channels, height, width], got shape {list(array.shape)}")
-    return array.astype(np.float64)
+    if 0 in out.shape:
+        raise ValueError(f"a video needs at least one frame and one pixel, got shape {list(array.shape)}")
+    return out
 
 
-def _gray(video: Video) -> Video:
+def _checked(video: npt.ArrayLike) -> Video:
+    """:func:`to_canonical` minus any alpha channel, plus the checks a metric needs (finite, in [0, 1])."""
     v = to_canonical(video)
-    return v[:, :3].mean(axis=1) if v.shape[1] >= 3 else v[:, 0]
+    if not np.isfinite(v).all():
+        raise ValueError(f"the video has {int(np.isnan(v).sum())} NaN and {int(np.isinf(v).sum())} inf values")
+    low, high = float(v.min()), float(v.max())
+    if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+        raise ValueError(
+            f"float videos must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]; "
+            "rescale [-1, 1] outputs with (video + 1) / 2, or clip with np.clip(video, 0, 1)"
+        )
+    return v[:, :3]
 
 
-def temporal_flicker(video: Any) -> float:
-    """1 - mean absolute difference between consecutive frames. Range [0, 1]; higher is steadier.
+def temporal_flicker(video: npt.ArrayLike) -> float:
+    """VBench-style temporal flickering: ``1 - mean|f[t+1] - f[t]|`` over all pixels and channels.
 
-    A static video scores 1; black/white alternation scores 0. One frame: 1 (nothing flickers).
+    Range [0, 1]; higher is steadier. A static video scores exactly 1, black/white alternation 0.
+    A single frame scores 1 (nothing can flicker).
     """
-    v = to_canonical(video)
+    v = _checked(video)
     if len(v) < 2:
         return 1.0
-    return float(1.0 - np.abs(np.diff(v, axis=0)).mean())
+    return float(1.0 - np.abs(np.diff(v, axis=0)).mean(dtype=np.float64))
 
 
-def motion_smoothness(video: Any) -> float:
-    """How well each middle frame is predicted by the mean of its neighbours. Range [0, 1]; higher is smoother.
+def motion_smoothness(video: npt.ArrayLike) -> float:
+    """How well each middle frame is predicted by the average of its neighbours.
 
-    ``1 - mean|f[t] - (f[t-1] + f[t+1]) / 2|``: VBench's frame-interpolation idea with linear
-    interpolation instead of a network. Under three frames: 1.
+    ``1 - mean|f[t] - (f[t-1] + f[t+1]) / 2|`` for t = 1 .. F-2: VBench's frame-interpolation idea
+    with linear interpolation in place of the interpolation network. Range [0, 1]; higher is
+    smoother. Static video and linear fades score 1, a smooth pan close to 1, shuffled frames
+    lower, black/white alternation 0. Under three frames there is no middle frame: 1.
     """
-    v = to_canonical(video)
+    v = _checked(video)
     if len(v) < 3:
         return 1.0
-    predicted = (v[:-2] + v[2:]) / 2.0
-    return float(1.0 - np.abs(v[1:-1] - predicted).mean())
+    predicted = (v[:-2] + v[2:]) / np.float32(2.0)
+    return float(1.0 - np.abs(v[1:-1] - predicted).mean(dtype=np.float64))
 
 
-def _shift(a: Video, b: Video) -> tuple[float, float]:
-    """Translation of ``b`` against ``a`` by phase correlation (pixels, sub-pixel by centroid)."""
-    fa, fb = np.fft.fft2(a - a.mean()), np.fft.fft2(b - b.mean())
-    cross = fb * np.conj(fa)
-    norm = np.abs(cross)
-    if norm.max() < 1e-12:
-        return 0.0, 0.0
-    corr = np.real(np.fft.ifft2(cross / np.maximum(norm, 1e-12)))
-    h, w = corr.shape
-    y, x = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    dy = y if y <= h // 2 else y - h
-    dx = x if x <= w // 2 else x - w
-    return float(dy), float(dx)
+def _downsample(frames: Video) -> tuple[FloatArray, int]:
+    """Area-average ``[F, C, H, W]`` by an integer factor until the longer side is at most FLOW_SIDE.
 
-
-def dynamic_degree(video: Any) -> float:
-    """Mean motion magnitude in pixels per frame (global translation by phase correlation). 0 = static.
-
-    Higher means more motion; it is a dynamics measure, not better or worse by itself (VBench's
-    "dynamic degree" flags videos that barely move). Frames with no content give 0. One frame: 0.
+    Returns float64 frames and the factor.
     """
-    g = _gray(video)
-    if len(g) < 2:
-        return 0.0
-    if float(np.abs(np.diff(g, axis=0)).max()) == 0.0:
-        return 0.0
-    mags = [float(np.hypot(*_shift(g[t], g[t + 1]))) for t in range(len(g) - 1)]
-    # content that changes without translating (fades, new texture) still moves: add its share
-    residual = float(np.abs(np.diff(g, axis=0)).mean())
-    return float(np.mean(mags)) + residual
+    f, c, h, w = frames.shape
+    s = max(1, math.ceil(max(h, w) / FLOW_SIDE))
+    hs, ws = h // s, w // s
+    if s == 1 or hs == 0 or ws == 0:  # small, or a thin strip: search it at full resolution
+        return frames.astype(np.float64), 1
+    small: FloatArray = frames[..., : hs * s, : ws * s].reshape(f, c, hs, s, ws, s).mean(axis=(3, 5), dtype=np.float64)
+    return small, s
 
 
-def sharpness(video: Any) -> float:
-    """Mean variance of the 4-neighbour Laplacian per frame (gray). >= 0; higher is sharper.
+def _block_motion(frames: FloatArray) -> FloatArray:
+    """Per-block displacement magnitude (pixels) between consecutive frames: ``[F-1, blocks]``.
 
-    A constant video scores 0; blurring lowers it.
+    Exhaustive block matching on the mean squared difference over the block's pixels and channels,
+    with parabolic sub-pixel refinement. Ties go to the shortest displacement, so flat blocks and
+    unchanged frames give exactly 0.
     """
-    g = _gray(video)
-    lap = -4 * g[:, 1:-1, 1:-1] + g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:]
-    if lap.size == 0:
+    _, c, h, w = frames.shape
+    r = min(RADIUS, min(h, w) // 4)
+    b = min(BLOCK, min(h, w) - 2 * r)
+    ny, nx = (h - 2 * r) // b, (w - 2 * r) // b
+    pairs = len(frames) - 1
+    span_y, span_x = ny * b, nx * b
+    prev, nxt = frames[:-1], frames[1:]
+    target = nxt[..., r : r + span_y, r : r + span_x].reshape(pairs, c, ny, b, nx, b)
+    n = 2 * r + 1
+    cost = np.empty((n, n, pairs, ny, nx))
+    for i in range(n):
+        for j in range(n):
+            cand = prev[..., i : i + span_y, j : j + span_x].reshape(pairs, c, ny, b, nx, b)
+            cost[i, j] = ((target - cand) ** 2).mean(axis=(1, 3, 5))
+    offsets = np.arange(n) - r
+    length = np.hypot(offsets[:, None], offsets[None, :])
+    flat = (cost + 1e-12 * length[:, :, None, None, None]).reshape(n * n, -1)
+    best = flat.argmin(axis=0)
+    bi, bj = np.divmod(best, n)
+    cols = np.arange(flat.shape[1])
+    raw = cost.reshape(n * n, -1)
+    c0 = raw[best, cols]
+
+    def refine(index: npt.NDArray[np.intp], step: int) -> FloatArray:
+        # a parabola through the costs either side of the best integer shift; skipped at the search
+        # border, where the cost is flat, and on exact matches (a static block stays exactly 0)
+        inside = (index > 0) & (index < n - 1)
+        lo = raw[np.where(inside, best - step, best), cols]
+        hi = raw[np.where(inside, best + step, best), cols]
+        curve = lo - 2 * c0 + hi
+        ok = inside & (curve > 1e-12) & (c0 > 1e-12)
+        delta: FloatArray = np.where(ok, (lo - hi) / (2 * np.where(ok, curve, 1.0)), 0.0)
+        return np.clip(delta, -0.5, 0.5)
+
+    dy = offsets[bi] + refine(bi, n)
+    dx = offsets[bj] + refine(bj, 1)
+    magnitude: FloatArray = np.hypot(dy, dx).reshape(pairs, ny * nx)
+    return magnitude
+
+
+def dynamic_degree(video: npt.ArrayLike) -> float:
+    """Mean optical-flow magnitude in pixels per frame, by block matching (numpy, no flow network).
+
+    The colour channels (all of them, not a gray mix, so equal-luminance patterns still move; alpha
+    is ignored) are area-downsampled until the longer side is at most FLOW_SIDE (128)
+    pixels; every BLOCK x BLOCK block of frame t+1 is matched in frame t within +-RADIUS pixels at
+    that scale (so speeds above RADIUS x the downsampling factor are under-counted); the score is
+    the mean displacement over blocks and frame pairs, in pixels of the input. Range [0, inf);
+    0 = static, higher = more motion. It measures dynamics, not quality: VBench's "dynamic degree"
+    uses it to catch videos that barely move, so set a lower bound. Brightness changes without
+    displacement (fades, flicker) and textureless regions count as no motion. One frame: 0.
+    """
+    v = _checked(video)
+    if len(v) < 2 or not np.any(v[1:] != v[:-1]):
         return 0.0
-    return float(lap.reshape(len(g), -1).var(axis=1).mean())
+    small, scale = _downsample(v)
+    if min(small.shape[2:]) < 2:
+        return 0.0
+    return float(_block_motion(small).mean() * scale)
 
 
-def prompt_sensitivity(a: Any, b: Any) -> float:
-    """Mean absolute difference of two videos (same seed, different prompts). Range [0, 1]; 0 = prompt ignored."""
-    va, vb = to_canonical(a), to_canonical(b)
+def sharpness(video: npt.ArrayLike) -> float:
+    """Variance of the 4-neighbour Laplacian per frame and colour channel, averaged over both.
+
+    Every colour channel is used, so edges between colours of equal brightness count. Range
+    [0, 16] for videos in [0, 1]; higher is sharper. A constant video scores 0 and blurring lowers
+    the score; frames under 3 x 3 pixels have no interior and score 0.
+    """
+    v = _checked(video)
+    if v.shape[2] < 3 or v.shape[3] < 3:
+        return 0.0
+    per_frame = []
+    for frame in v:  # one frame at a time keeps the float64 copy small
+        g = frame.astype(np.float64)
+        lap = g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * g[:, 1:-1, 1:-1]
+        per_frame.append(lap.reshape(len(g), -1).var(axis=1).mean())
+    return float(np.mean(per_frame))
+
+
+def prompt_sensitivity(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    """Mean absolute difference between two videos generated with the same seed and different prompts.
+
+    Range [0, 1] (values are in [0, 1], so the mean difference is already normalised); 0 = identical,
+    i.e. the model ignored the prompt. Higher means the output follows the prompt more; it says
+    nothing about whether it follows it well. The videos must have the same canonical shape.
+    """
+    va, vb = _checked(a), _checked(b)
     if va.shape != vb.shape:
-        return 1.0
-    return float(np.abs(va - vb).mean())
+        raise ValueError(
+            f"prompt_sensitivity compares videos of the same shape, got {list(va.shape)} and {list(vb.shape)} "
+            "(canonical [F, C, H, W])"
+        )
+    return float(np.abs(va - vb).mean(dtype=np.float64))
 
 
-def video_report(video: Any) -> dict[str, float]:
-    """Every single-video metric by name."""
+def video_report(video: npt.ArrayLike) -> dict[str, float]:
+    """Every single-video metric by name: temporal_flicker, motion_smoothness, dynamic_degree, sharpness."""
+    v = _checked(video)
     return {
-        "temporal_flicker": temporal_flicker(video),
-        "motion_smoothness": motion_smoothness(video),
-        "dynamic_degree": dynamic_degree(video),
-        "sharpness": sharpness(video),
+        "temporal_flicker": temporal_flicker(v),
+        "motion_smoothness": motion_smoothness(v),
+        "dynamic_degree": dynamic_degree(v),
+        "sharpness": sharpness(v),
     }
