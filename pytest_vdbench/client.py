@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,31 @@ class Generation:
     nbytes: int
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket: how the harness reaches a ``network: none`` container."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def connection(endpoint: Endpoint, timeout: float) -> http.client.HTTPConnection:
+    """A fresh connection to ``endpoint`` (TCP on loopback, or its Unix socket)."""
+    if endpoint.unix_socket is not None:
+        return UnixHTTPConnection(endpoint.unix_socket, timeout)
+    return http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout)
+
+
 class AdapterClient:
     """Talks to one adapter server. Thread-compatible: one connection per request."""
 
@@ -59,7 +85,7 @@ class AdapterClient:
         content_type: str = "application/json",
         max_bytes: int | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        conn = http.client.HTTPConnection(self.endpoint.host, self.endpoint.port, timeout=timeout or self.timeout)
+        conn = connection(self.endpoint, timeout or self.timeout)
         try:
             headers = {"Content-Type": content_type} if body is not None else {}
             conn.request(method, path, body=body, headers=headers)

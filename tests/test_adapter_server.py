@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,30 @@ def test_oversized_body_unknown_path_and_model_error(serve) -> None:  # type: ig
 def test_bad_entry_point_fails_readiness(serve) -> None:  # type: ignore[no-untyped-def]
     body = wait_status(serve("toy:Missing"), 500)
     assert "toy has no class 'Missing'" in str(body["error"])
+
+
+def test_unix_socket_server_speaks_the_same_contract(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The network: none sandbox: the same HTTP over a Unix socket in a shared directory."""
+    from conftest import ADAPTERS
+    from pytest_vdbench.adapter.server import make_unix_server
+
+    monkeypatch.syspath_prepend(str(ADAPTERS))
+    path = tmp_path / "adapter.sock"
+    path.write_text("stale")  # a previous start's leftover must not stop the server
+    server = make_unix_server("toy:ToyVideo", str(path), {})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert path.is_socket() and path.stat().st_mode & 0o777 == 0o777
+        client = AdapterClient(Endpoint("sandbox", 0, unix_socket=str(path)), timeout=10)
+        assert client.live()[0] == 200
+        wait_status(client, 200)
+        a = client.generate("a fox", seed=1, params={"frames": 2, "height": 4, "width": 4})
+        b = client.generate("a fox", seed=1, params={"frames": 2, "height": 4, "width": 4})
+        assert a.output.shape[0] == 2 and np.array_equal(a.output, b.output)
+        with pytest.raises(AdapterError, match="answered 400: seed must be an integer"):
+            client.generate("", seed="x", params={})  # type: ignore[arg-type]
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(OSError):  # nothing listens any more: the client says so, it does not hang
+        AdapterClient(Endpoint("sandbox", 0, unix_socket=str(path)), timeout=2).live()

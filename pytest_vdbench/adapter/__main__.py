@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import socketserver
 import sys
 from typing import List, Optional
 
@@ -17,6 +18,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("entry", help="adapter class as module:Class or path/to/file.py:Class")
     serve.add_argument("--host", default=os.environ.get("VDBENCH_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("VDBENCH_PORT", "8080")))
+    serve.add_argument(
+        "--unix-socket",
+        default=os.environ.get("VDBENCH_UNIX_SOCKET") or None,
+        metavar="PATH",
+        help="listen on this Unix socket instead of TCP (the network: none sandbox)",
+    )
     serve.add_argument(
         "--options",
         default=os.environ.get("VDBENCH_OPTIONS", "{}"),
@@ -31,12 +38,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not isinstance(options, dict):
         parser.error("--options must be a JSON object")
 
-    from pytest_vdbench.adapter.server import make_server
+    from pytest_vdbench.adapter.server import make_server, make_unix_server
 
-    server = make_server(args.entry, args.host, args.port, options)
+    server: "socketserver.BaseServer"
+    if args.unix_socket:
+        server = make_unix_server(args.entry, args.unix_socket, options)
+        where = f"unix:{args.unix_socket}"
+    else:
+        tcp = make_server(args.entry, args.host, args.port, options)
+        server, where = tcp, f"{args.host}:{tcp.server_address[1]}"
     # SIGTERM (docker stop, runtime stop) ends serve_forever cleanly instead of killing mid-write.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    sys.stderr.write(f"vdbench adapter: serving {args.entry} on {args.host}:{server.server_address[1]}\n")
+    sys.stderr.write(f"vdbench adapter: serving {args.entry} on {where}\n")
     sys.stderr.flush()
     try:
         server.serve_forever()

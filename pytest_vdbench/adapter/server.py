@@ -12,6 +12,9 @@ Endpoints (documented in the README, "Adapter REST contract"):
   (JSON strings) -> JSON ``{"fit_seconds"}``.
 
 Bad requests get a 4xx JSON ``{"error": ...}`` and the server keeps serving.
+
+The server listens on TCP (``make_server``) or, for a container started with ``network: none``,
+on a Unix socket in a mounted directory (``make_unix_server``): the same HTTP, no network at all.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import importlib.util
 import json
 import os
 import platform
+import socketserver
 import sys
 import threading
 import time
@@ -147,6 +151,10 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "vdbench-adapter"
     protocol_version = "HTTP/1.1"
     state: AdapterState
+
+    def address_string(self) -> str:
+        # a Unix-socket peer has no (host, port) address
+        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.path.startswith("/health/"):
@@ -282,5 +290,28 @@ def make_server(entry: str, host: str, port: int, options: Optional[Dict[str, An
     handler = type("BoundHandler", (Handler,), {"state": state})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
+    threading.Thread(target=state.load, name="vdbench-load", daemon=True).start()
+    return server
+
+
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """HTTP over a Unix socket (the ``network: none`` sandbox): one thread per request."""
+
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        path = str(self.server_address)
+        if os.path.exists(path):  # a stale socket from a previous start of the same container
+            os.unlink(path)
+        socketserver.UnixStreamServer.server_bind(self)
+        # the harness may run as another user than the container's: let it connect
+        os.chmod(path, 0o777)
+
+
+def make_unix_server(entry: str, path: str, options: Optional[Dict[str, Any]] = None) -> UnixHTTPServer:
+    """Like :func:`make_server`, listening on the Unix socket ``path`` instead of TCP."""
+    state = AdapterState(entry, dict(options or {}))
+    handler = type("BoundHandler", (Handler,), {"state": state})
+    server = UnixHTTPServer(path, handler)
     threading.Thread(target=state.load, name="vdbench-load", daemon=True).start()
     return server

@@ -24,13 +24,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where an adapter server answers (always a loopback address)."""
+    """Where an adapter server answers: a loopback address, or a Unix socket (``network: none``).
+
+    With ``unix_socket`` set, ``host``/``port`` are only labels: requests go through the socket.
+    """
 
     host: str
     port: int
+    unix_socket: str | None = None
 
     @property
     def url(self) -> str:
+        if self.unix_socket is not None:
+            return f"http+unix://{self.unix_socket}"
         return f"http://{self.host}:{self.port}"
 
 
