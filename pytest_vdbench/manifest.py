@@ -215,6 +215,16 @@ class Requires(_Frozen):
     env: list[str] = Field(default_factory=list, description="environment variables (e.g. API keys)")
 
 
+class Sandbox(_Frozen):
+    """Isolation beyond the default hardening, for untrusted adapters (docker runtime)."""
+
+    network: Literal["bridge", "none"] = Field(
+        "bridge",
+        description="none: the container gets no network at all; the harness talks to the adapter over a "
+        "Unix socket on a mounted directory instead of TCP (native protocol only)",
+    )
+
+
 class Manifest(_Frozen):
     """One model (variant) after variant overrides are merged."""
 
@@ -228,6 +238,7 @@ class Manifest(_Frozen):
     resources: Resources = Field(default_factory=Resources)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     requires: Requires = Field(default_factory=Requires)
+    sandbox: Sandbox = Field(default_factory=Sandbox)
     expect: Expect = Field(default_factory=Expect)
     cases: list[Case] = Field(min_length=1)
     rounds: int = Field(3, ge=1, le=1000, description="timed generation rounds")

@@ -69,6 +69,15 @@ def addoption(parser: pytest.Parser) -> None:
         help="Write the run's build/startup/fit/generation timings as pytest-benchmark JSON "
         "(merged from all xdist workers). Default: none.",
     )
+    group.addoption(
+        "--vdbench-sandbox",
+        action="store_true",
+        default=None,
+        help="Run every model as if its manifest said sandbox: {network: none}: no network in the "
+        "container, the harness talks to the adapter over a Unix socket (docker runtime; for untrusted "
+        "adapters). Default: ini vdbench_sandbox or off.",
+    )
+    parser.addini("vdbench_sandbox", "Sandbox every model (network: none); see --vdbench-sandbox.", type="bool", default=False)
     parser.addini("vdbench_suites", "Suite directories or manifests (default: model_suites).", type="paths", default=[])
     parser.addini("vdbench_runtime", "Default runtime: docker or process.", default="")
     parser.addini("vdbench_report", "Default report directory.", default="")
@@ -100,6 +109,7 @@ class VdbenchOptions:
     runtime_explicit: bool
     report_dir: Path | None
     benchmark_json: Path | None = None
+    sandbox: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
@@ -134,4 +144,5 @@ class VdbenchOptions:
             runtime_explicit=explicit,
             report_dir=Path(report) if report else None,
             benchmark_json=Path(bench_json) if bench_json else None,
+            sandbox=bool(config.getoption("vdbench_sandbox") or config.getini("vdbench_sandbox")),
         )

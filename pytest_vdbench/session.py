@@ -108,7 +108,7 @@ class VdbenchSession:
 
             reason = docker_unavailable()
             if reason is None:
-                return DockerRuntime(self.config, self.work_dir, testrun=self.testrun)
+                return DockerRuntime(self.config, self.work_dir, testrun=self.testrun, sandbox=self.options.sandbox)
             if self.options.runtime_explicit:
                 return _Unavailable("docker", f"--vdbench-runtime docker: {reason}")
             self._notice(f"vdbench: {reason}; running models as local processes instead (--vdbench-runtime process)")

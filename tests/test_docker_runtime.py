@@ -87,6 +87,55 @@ def test_container_is_hardened_and_limited(pytester: pytest.Pytester, write_suit
     assert containers("hardtoy") == []
 
 
+SANDBOX_INSPECT = """
+import os
+
+def test_sandboxed(vdbench_run, vdbench_endpoint):
+    container = vdbench_run.instance.container.get_wrapped_container()
+    host = container.attrs["HostConfig"]
+    assert host["NetworkMode"] == "none"
+    assert not host.get("PortBindings")
+    assert container.attrs["NetworkSettings"]["Ports"] in ({}, None)
+    assert vdbench_endpoint.unix_socket and os.path.exists(vdbench_endpoint.unix_socket)
+    code, out = container.exec_run(["cat", "/proc/net/dev"])
+    interfaces = {line.split(":")[0].strip() for line in out.decode().splitlines()[2:]}
+    assert code == 0 and interfaces == {"lo"}, interfaces
+    assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+    with open(os.environ["SOCKET_LOG"], "w") as fh:
+        fh.write(os.path.dirname(vdbench_endpoint.unix_socket))
+"""
+
+
+def test_network_none_sandbox_serves_over_a_unix_socket(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sandbox: {network: none}: the whole suite passes over the socket, and the container has no network."""
+    suite = write_suite(toy_manifest("sandtoy", sandbox={"network": "none"}))
+    pytester.makepyfile(test_inspect=SANDBOX_INSPECT)
+    log = pytester.path / "socket-dir.txt"
+    monkeypatch.setenv("SOCKET_LOG", str(log))
+    result = run_docker(pytester, suite, "--vdbench-report", "r")
+    result.assert_outcomes(passed=7)  # every generated test, over HTTP on the Unix socket
+    result = run_docker(pytester, suite, "test_inspect.py", "-k", "test_sandboxed")
+    result.assert_outcomes(passed=1)
+    assert not Path(log.read_text()).exists()  # the socket's directory went with the container
+    assert containers("sandtoy") == []
+
+
+def test_sandbox_flag_sandboxes_every_model(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = write_suite(toy_manifest("flagtoy"))
+    pytester.makepyfile(test_inspect=SANDBOX_INSPECT)
+    monkeypatch.setenv("SOCKET_LOG", str(pytester.path / "socket-dir.txt"))
+    result = run_docker(pytester, suite, "test_inspect.py", "-k", "test_sandboxed")
+    result.assert_outcomes(failed=1)  # not sandboxed without the flag: the inspection can fail
+    result.stdout.fnmatch_lines(["*NetworkMode*"])
+    result = run_docker(pytester, suite, "test_inspect.py", "-k", "test_sandboxed", "--vdbench-sandbox")
+    result.assert_outcomes(passed=1)
+    assert containers("flagtoy") == []
+
+
 def test_oom_fails_the_resource_test_with_the_limit(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     doc = toy_manifest("oomtoy", fault="memory", resources={"cpus": 1, "memory": "128m"})
     doc["expect"]["budgets"] = {}

@@ -3,6 +3,10 @@
 Ports are published on 127.0.0.1 only and the harness talks to 127.0.0.1 only. Containers run
 hardened (non-root, no capabilities, no-new-privileges, read-only root filesystem, pids limit),
 are labelled with the run id and are always removed: on stop, and by a sweep at session end.
+
+The ``network: none`` sandbox (manifest ``sandbox.network`` or ``--vdbench-sandbox``) gives the
+container no network at all: no ports are published and the adapter serves HTTP on a Unix socket
+in a host directory bind-mounted at ``/run/vdbench``, removed with the container.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ LABEL_RUN = "org.vdbench.run"
 LABEL_MODEL = "org.vdbench.model"
 LABEL_TESTRUN = "org.vdbench.testrun"
 PORT = 8080
+SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
 
 
 def docker_unavailable() -> str | None:
@@ -66,8 +71,8 @@ class AdapterReadyWait(WaitStrategy):
 
     def wait_until_ready(self, container: Any) -> None:
         inst = self.instance
-        port = int(container.get_exposed_port(PORT))
-        inst.endpoint = Endpoint("127.0.0.1", port)
+        if inst.socket_dir is None:
+            inst.endpoint = Endpoint("127.0.0.1", int(container.get_exposed_port(PORT)))
         wait_ready(
             AdapterClient(inst.endpoint, timeout=5.0).ready,
             timeout=self._startup_timeout,
@@ -81,10 +86,19 @@ class DockerInstance:
     """One model container: started, sampled for memory/CPU, inspected and removed on stop."""
 
     def __init__(
-        self, spec: ModelSpec, image: str, run_id: str, gpu_uuids: tuple[str, ...] = (), testrun: str | None = None
+        self,
+        spec: ModelSpec,
+        image: str,
+        run_id: str,
+        gpu_uuids: tuple[str, ...] = (),
+        testrun: str | None = None,
+        *,
+        sandbox: bool = False,
     ) -> None:
         self.spec = spec
         self.endpoint = Endpoint("127.0.0.1", 0)
+        #: host directory holding the adapter's Unix socket (network: none), else None
+        self.socket_dir: Path | None = None
         self.startup_seconds = 0.0
         self._final: ResourceUsage | None = None
         self._samples: list[int] = []
@@ -100,28 +114,40 @@ class DockerInstance:
         env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options), **m.env}
         # credentials the manifest requires (requires.env) come from the host's environment
         env.update({name: os.environ[name] for name in m.requires.env if name in os.environ})
+        sandbox = sandbox or m.sandbox.network == "none"
+        listen = ["--host", "0.0.0.0", "--port", str(PORT)]
+        if sandbox:
+            # short path: a Unix socket's path is limited to 107 bytes
+            self.socket_dir = Path(tempfile.mkdtemp(prefix="vdbench-sock-"))
+            self.socket_dir.chmod(0o733)  # the container's user creates the socket; nobody else lists it
+            listen = ["--unix-socket", f"{SOCKET_DIR}/adapter.sock"]
+            self.endpoint = Endpoint("sandbox", 0, unix_socket=str(self.socket_dir / "adapter.sock"))
+        # docker-py's run() arguments: testcontainers' with_kwargs() replaces what an earlier call
+        # gave rather than merging, so they are gathered here and handed over once
+        run_kwargs: dict[str, Any] = {
+            "labels": {LABEL_RUN: run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: testrun or run_id},
+            "mem_limit": r.memory,
+            "memswap_limit": r.memory,  # no swap: exceeding the limit is an OOM kill, not a slowdown
+            "nano_cpus": int(r.cpus * 1e9),
+            "shm_size": r.shm,
+            "pids_limit": r.pids,
+            "user": "10001:10001",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+        }
         self.container = (
             DockerContainer(image)
-            .with_command(
-                ["python", "-m", "pytest_vdbench.adapter", "serve", m.adapter, "--host", "0.0.0.0", "--port", str(PORT)]
-            )
+            .with_command(["python", "-m", "pytest_vdbench.adapter", "serve", m.adapter, *listen])
             .with_envs(**env)
-            .with_kwargs(
-                labels={LABEL_RUN: run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: testrun or run_id},
-                mem_limit=r.memory,
-                memswap_limit=r.memory,  # no swap: exceeding the limit is an OOM kill, not a slowdown
-                nano_cpus=int(r.cpus * 1e9),
-                shm_size=r.shm,
-                pids_limit=r.pids,
-                user="10001:10001",
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                read_only=True,
-            )
             .with_tmpfs_mount("/tmp", "size=1g")
         )
-        # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
-        self.container.ports[f"{PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+        if self.socket_dir is not None:
+            run_kwargs["network_mode"] = "none"
+            self.container.with_volume_mapping(str(self.socket_dir), SOCKET_DIR, "rw")
+        else:
+            # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
+            self.container.ports[f"{PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         if r.gpus:
             import docker.types
 
@@ -131,10 +157,11 @@ class DockerInstance:
                 if gpu_uuids
                 else docker.types.DeviceRequest(count=r.gpus, capabilities=[["gpu"]])
             )
-            self.container.with_kwargs(device_requests=[request])
+            run_kwargs["device_requests"] = [request]
         if m.requires.weights:
             self.container.with_volume_mapping(str(hf_cache_dir()), "/hf-cache", "ro")
             self.container.with_envs(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
+        self.container.with_kwargs(**run_kwargs)
         self.container.waiting_for(AdapterReadyWait(self, m.timeouts.startup))
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -271,6 +298,10 @@ class DockerInstance:
                 wrapped.remove(force=True, v=True)
         usage.running = False
         self._final = usage
+        if self.socket_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
         if self.on_stop is not None:
             self.on_stop()
         return usage
@@ -325,7 +356,13 @@ class DockerRuntime:
     name = "docker"
 
     def __init__(
-        self, config: pytest.Config | None, work_dir: Path, ledger: Ledger | None = None, testrun: str | None = None
+        self,
+        config: pytest.Config | None,
+        work_dir: Path,
+        ledger: Ledger | None = None,
+        testrun: str | None = None,
+        *,
+        sandbox: bool = False,
     ) -> None:
         import docker
 
@@ -338,6 +375,7 @@ class DockerRuntime:
         self._builds: dict[str, BuildInfo] = {}
         self.ledger = ledger if ledger is not None else default_ledger(config)
         self._instances: list[DockerInstance] = []
+        self.sandbox = sandbox  # every model with network: none (--vdbench-sandbox)
 
     def prepare(self, spec: ModelSpec) -> BuildInfo:
         if spec.id in self._builds:
@@ -358,7 +396,7 @@ class DockerRuntime:
             reservation = self.ledger.reserve(need, timeout=RESERVE_TIMEOUT, label=spec.id)
         except (DoesNotFit, ReservationTimeout) as exc:
             raise StartupError(f"{spec.id}: {exc}") from None
-        instance = DockerInstance(spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun)
+        instance = DockerInstance(spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun, sandbox=self.sandbox)
         instance.reservation = reservation
         instance.on_stop = lambda: self.ledger.release(reservation)
         self._instances.append(instance)

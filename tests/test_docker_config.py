@@ -1,0 +1,56 @@
+"""How the docker runtime configures a container, checked without an engine (no container starts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import toy_manifest
+from pytest_vdbench.manifest import ModelSpec, load_manifest
+from pytest_vdbench.runtime.docker import DockerInstance
+
+pytest.importorskip("testcontainers")
+
+
+def spec(tmp_path: Path, **overrides: Any) -> ModelSpec:
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(toy_manifest("cfgtoy", **overrides)))
+    (only,) = load_manifest(path, tmp_path)
+    return only
+
+
+def run_kwargs(instance: DockerInstance) -> dict[str, Any]:
+    return dict(instance.container._kwargs)
+
+
+def test_gpu_request_keeps_the_limits_labels_and_hardening(tmp_path: Path) -> None:
+    """Regression: testcontainers' with_kwargs() replaces earlier kwargs, which once dropped them all for GPU models."""
+    s = spec(tmp_path, resources={"cpus": 2, "memory": "4g", "gpus": 1, "gpu_memory": "8g"}, requires={"gpu": True})
+    kw = run_kwargs(DockerInstance(s, "img", "run1", gpu_uuids=("GPU-abc",), testrun="tr"))
+    assert kw["device_requests"][0]["DeviceIDs"] == ["GPU-abc"]
+    assert kw["labels"] == {"org.vdbench.run": "run1", "org.vdbench.model": "cfgtoy", "org.vdbench.testrun": "tr"}
+    assert kw["mem_limit"] == kw["memswap_limit"] == 4 * 2**30 and kw["nano_cpus"] == 2_000_000_000
+    assert kw["read_only"] is True and kw["cap_drop"] == ["ALL"] and kw["user"] == "10001:10001"
+
+
+def test_sandbox_keeps_the_hardening_and_publishes_nothing(tmp_path: Path) -> None:
+    s = spec(tmp_path, sandbox={"network": "none"})
+    instance = DockerInstance(s, "img", "run1")
+    try:
+        kw = run_kwargs(instance)
+        assert kw["network_mode"] == "none" and kw["read_only"] is True and kw["pids_limit"] == s.manifest.resources.pids
+        assert not instance.container.ports
+        assert instance.socket_dir is not None and instance.endpoint.unix_socket == str(instance.socket_dir / "adapter.sock")
+        assert len(instance.endpoint.unix_socket) < 108  # AF_UNIX path limit
+    finally:
+        if instance.socket_dir is not None:
+            instance.socket_dir.rmdir()
+
+
+def test_default_is_loopback_tcp(tmp_path: Path) -> None:
+    instance = DockerInstance(spec(tmp_path), "img", "run1")
+    assert "network_mode" not in run_kwargs(instance) and instance.socket_dir is None
+    assert list(instance.container.ports.values()) == [("127.0.0.1", None)]
