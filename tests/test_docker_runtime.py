@@ -172,7 +172,11 @@ def test_build_failure_fails_test_build_with_the_log(pytester: pytest.Pytester, 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_suite: Callable[..., Path], sig: int) -> None:
-    suite = write_suite(toy_manifest("inttoy", options={"delay": 60.0}, timeouts={"startup": "60s", "generate": "120s"}))
+    """Interrupted mid-generation: no container remains and the report keeps the model that finished."""
+    suite = write_suite(
+        toy_manifest("aadone"),  # sorted first: completes before the interruption
+        toy_manifest("inttoy", options={"delay": 60.0}, timeouts={"startup": "60s", "generate": "120s"}),
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [
@@ -186,6 +190,7 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
             "docker",
             "-p",
             "no:cacheprovider",
+            "--vdbench-report=r",
         ],
         cwd=pytester.path,
         env=env,
@@ -206,7 +211,10 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
         if proc.poll() is None:
             proc.kill()
     assert "KeyboardInterrupt" in out
-    assert containers("inttoy") == []
+    assert containers("inttoy") == [] and containers("aadone") == []
+    rows = {r["id"]: r for r in json.loads((pytester.path / "r" / "report.json").read_text())["models"]}
+    assert rows["aadone"]["status"] == "ok" and rows["aadone"]["generate_seconds_median"] is not None
+    assert "inttoy" in rows  # the interrupted model has its row, with what was measured before the signal
 
 
 def test_vdbench_clean_removes_leftovers() -> None:
