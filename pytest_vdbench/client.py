@@ -71,6 +71,10 @@ def connection(endpoint: Endpoint, timeout: float) -> http.client.HTTPConnection
 class AdapterClient:
     """Talks to one adapter server. Thread-compatible: one connection per request."""
 
+    protocol = "native"
+    live_path = "/health/live"
+    ready_path = "/health/ready"
+
     def __init__(self, endpoint: Endpoint, *, timeout: float = 300.0) -> None:
         self.endpoint = endpoint
         self.timeout = timeout

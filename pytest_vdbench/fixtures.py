@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_vdbench.client import AdapterClient
 from pytest_vdbench.manifest import Case, ModelSpec
+from pytest_vdbench.protocols import ModelClient
 from pytest_vdbench.run import ModelNotReady, ModelRun
 from pytest_vdbench.runtime import Endpoint
 from pytest_vdbench.session import SESSION_KEY, VdbenchSession
@@ -62,8 +62,8 @@ def vdbench_endpoint(vdbench_run: ModelRun) -> Endpoint:
 
 
 @pytest.fixture(scope="module")
-def vdbench_client(vdbench_run: ModelRun, vdbench_endpoint: Endpoint) -> AdapterClient:
-    """An ``AdapterClient`` for the ready model (generate, metadata, requirements, fit)."""
+def vdbench_client(vdbench_run: ModelRun, vdbench_endpoint: Endpoint) -> ModelClient:
+    """A client for the ready model in its manifest's protocol (generate, metadata, requirements, fit)."""
     return vdbench_run.client
 
 

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 try:  # libyaml keeps collection of hundreds of manifests fast
     from yaml import CSafeLoader as _Loader
@@ -19,10 +28,14 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 __all__ = [
+    "DEFAULT_PORTS",
     "Case",
+    "CogOptions",
+    "DeclaredRequirements",
     "Manifest",
     "ManifestError",
     "ModelSpec",
+    "OipOptions",
     "discover_manifests",
     "load_manifest",
     "parse_bytes",
@@ -225,13 +238,64 @@ class Sandbox(_Frozen):
     )
 
 
+ProtocolName = Literal["native", "cog", "oip-v2"]
+#: the container port each protocol's server listens on unless the manifest's ``port`` says otherwise
+DEFAULT_PORTS: dict[str, int] = {"native": 8080, "cog": 5000, "oip-v2": 8080}
+
+
+class DeclaredRequirements(_Frozen):
+    """What a model needs, declared in the manifest for protocols without a requirements endpoint."""
+
+    gpus: int = Field(0, ge=0, le=64)
+    gpu_memory: Bytes = 0
+    memory: Bytes = 0
+    cpus: float = Field(0.0, ge=0)
+
+
+class CogOptions(_Frozen):
+    """How a case maps onto a Cog predictor's inputs and its output back to a tensor (protocol: cog)."""
+
+    prompt_input: str = Field("prompt", pattern=r"^\w+$", description="the predictor input that gets the case's prompt")
+    seed_input: str | None = Field("seed", pattern=r"^\w+$", description="the input that gets the seed (null: none)")
+    output: str | None = Field(None, description="key of an object output that holds the video (default: the output itself)")
+    dtype: Dtype | None = Field(None, description="dtype for JSON-array outputs (JSON carries none; default: as parsed)")
+    requirements: DeclaredRequirements | None = Field(
+        None, description="what the model needs (Cog has no requirements endpoint); checked against resources"
+    )
+
+
+class OipOptions(_Frozen):
+    """Which model and output tensor of an Open Inference Protocol v2 server (protocol: oip-v2)."""
+
+    model: str | None = Field(None, pattern=r"^[\w.-]+$", description="model name on the server (default: the manifest's name)")
+    version: str | None = Field(None, pattern=r"^[\w.-]+$", description="model version (default: the server's choice)")
+    prompt_input: str = Field("prompt", description="the input tensor (BYTES) that gets the case's prompt")
+    seed_input: str | None = Field("seed", description="the input tensor (INT64) that gets the seed (null: none)")
+    output: str | None = Field(None, description="output tensor to read (default: the only one, else 'output')")
+    requirements: DeclaredRequirements | None = Field(
+        None, description="what the model needs (OIP v2 has no requirements endpoint); checked against resources"
+    )
+
+
 class Manifest(_Frozen):
     """One model (variant) after variant overrides are merged."""
 
     name: str = Field(pattern=_NAME)
     modality: Literal["video", "tabular"]
     description: str = ""
-    adapter: str = Field(pattern=r"^[\w./-]+(\.py)?:[A-Za-z_]\w*$", description="module:Class")
+    protocol: ProtocolName = Field("native", description="the API the image serves: native (vdbench adapter), cog, oip-v2")
+    adapter: str | None = Field(
+        None,
+        pattern=r"^[\w./-]+(\.py)?:[A-Za-z_]\w*$",
+        validate_default=True,
+        description="module:Class (required for native; cog: the predictor, set as COG_PREDICT_TYPE_STUB)",
+    )
+    port: int | None = Field(None, ge=1, le=65535, description="container port (default 8080 native/oip-v2, 5000 cog)")
+    command: list[str] | None = Field(
+        None, min_length=1, description="container command (default: the adapter server for native, else the image's CMD)"
+    )
+    cog: CogOptions | None = Field(None, description="protocol: cog options")
+    oip: OipOptions | None = Field(None, description="protocol: oip-v2 options")
     options: dict[str, Any] = Field(default_factory=dict, description="adapter constructor kwargs")
     env: dict[str, str] = Field(default_factory=dict, description="container environment")
     image: ImageSpec
@@ -244,6 +308,58 @@ class Manifest(_Frozen):
     rounds: int = Field(3, ge=1, le=1000, description="timed generation rounds")
     warmup_rounds: int = Field(1, ge=0, le=100)
     variants: dict[str, Any] = Field(default_factory=dict, description="name -> overrides")
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str, info: ValidationInfo) -> str:
+        if value != "native" and info.data.get("modality") == "tabular":
+            raise ValueError(f"tabular models need protocol: native (fit exists only in the native adapter API), got {value}")
+        return value
+
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox(cls, value: Sandbox, info: ValidationInfo) -> Sandbox:
+        protocol = info.data.get("protocol", "native")
+        if value.network == "none" and protocol != "native":
+            raise ValueError(
+                f"network: none needs protocol: native (the harness reaches the adapter over a Unix socket); "
+                f"a {protocol} server listens on TCP only"
+            )
+        return value
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter(cls, value: str | None, info: ValidationInfo) -> str | None:
+        protocol = info.data.get("protocol")  # absent: the protocol itself was invalid (reported there)
+        if value is None and protocol == "native":
+            raise ValueError("required for protocol: native (module:Class of the adapter)")
+        if value is not None and protocol == "oip-v2":
+            raise ValueError("protocol oip-v2 takes no adapter: the server names its model (set oip.model)")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        protocol = info.data.get("protocol")
+        if value and protocol not in (None, "native"):
+            raise ValueError(
+                f"options are the native adapter's constructor kwargs; protocol {protocol} has no adapter to pass them to "
+                "(configure the image with env, the requests with the cases' params)"
+            )
+        return value
+
+    @field_validator("cog", "oip")
+    @classmethod
+    def _options_match(cls, value: BaseModel | None, info: ValidationInfo) -> BaseModel | None:
+        wanted = {"cog": "cog", "oip": "oip-v2"}[str(info.field_name)]
+        protocol = info.data.get("protocol")
+        if value is not None and protocol is not None and protocol != wanted:
+            raise ValueError(f"options for protocol: {wanted}, but this manifest's protocol is {protocol}")
+        return value
+
+    def container_port(self) -> int:
+        """The port the model's server listens on inside the container."""
+        return self.port or DEFAULT_PORTS[self.protocol]
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

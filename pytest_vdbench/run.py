@@ -7,8 +7,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_vdbench.client import AdapterClient, AdapterError, Generation
+from pytest_vdbench.client import AdapterError, Generation
 from pytest_vdbench.manifest import Case, ModelSpec
+from pytest_vdbench.protocols import ModelClient, client_for
 from pytest_vdbench.runtime import BuildInfo, Instance, ResourceUsage, Runtime, RuntimeUnavailable, StartupError
 from pytest_vdbench.tabular import TabularData, load_case_data
 
@@ -95,9 +96,10 @@ class ModelRun:
         return self.instance is not None
 
     @property
-    def client(self) -> AdapterClient:
+    def client(self) -> ModelClient:
+        """A client speaking the manifest's protocol (native, cog, oip-v2) to the started model."""
         instance = self.ensure_started()
-        return AdapterClient(instance.endpoint, timeout=self.spec.manifest.timeouts.generate)
+        return client_for(self.spec.manifest, instance.endpoint)
 
     def logs(self, tail: int = 80) -> str:
         return self.instance.logs(tail) if self.instance is not None else ""

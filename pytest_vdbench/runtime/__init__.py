@@ -127,7 +127,7 @@ def wait_ready(
 
     ``probe`` returns (status, body) and raises OSError while nothing listens; ``alive`` returns a
     reason string once the process/container has exited. A 500 means ``load()`` failed: stop at
-    once with its traceback instead of waiting out the timeout.
+    once with its traceback (or the protocol's setup logs) instead of waiting out the timeout.
     """
     start = time.monotonic()
     delay = 0.01
@@ -146,8 +146,8 @@ def wait_ready(
         else:
             if status == 200:
                 return time.monotonic() - start
-            if status == 500:
-                raise StartupError(f"{what} failed in load():\n{body.get('error') or body}", logs())
+            if status == 500:  # the body may name the failed phase (e.g. Cog's setup())
+                raise StartupError(f"{what} failed in {body.get('phase') or 'load()'}:\n{body.get('error') or body}", logs())
             last = f"readiness {status} {body.get('status', '')}".strip()
         elapsed = time.monotonic() - start
         if elapsed >= timeout:

@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from pytest_vdbench.client import AdapterClient
 from pytest_vdbench.host import hf_cache_dir, probe_host
 from pytest_vdbench.ledger import DoesNotFit, Inventory, Ledger, Need, Reservation, ReservationTimeout
-from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.manifest import Manifest, ModelSpec
+from pytest_vdbench.protocols import client_for
 from pytest_vdbench.resources import CgroupReader, find_cgroup, gpu_usage_for_pids
-from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, StartupError, wait_ready
+from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled offline
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")  # never the docker0 gateway
@@ -43,8 +43,34 @@ __all__ = ["LABEL_MODEL", "LABEL_RUN", "LABEL_TESTRUN", "DockerInstance", "Docke
 LABEL_RUN = "org.vdbench.run"
 LABEL_MODEL = "org.vdbench.model"
 LABEL_TESTRUN = "org.vdbench.testrun"
-PORT = 8080
+PORT = 8080  # the native adapter server's port (cog: 5000; a manifest's ``port`` overrides)
 SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
+
+
+def server_command(manifest: Manifest, listen: list[str]) -> list[str] | None:
+    """The container's command: the manifest's, else the protocol's server; None keeps the image's CMD.
+
+    native: the vdbench adapter server with ``listen``; cog: Cog's own HTTP server
+    (``python -m cog.server.http``; port from ``PORT``, predictor from ``COG_PREDICT_TYPE_STUB``);
+    oip-v2: the image's CMD (e.g. ``mlserver start``), whose settings listen on 0.0.0.0 at the port.
+    """
+    if manifest.command is not None:
+        return list(manifest.command)
+    if manifest.protocol == "cog":
+        return ["python", "-m", "cog.server.http", "--host", "0.0.0.0"]
+    if manifest.protocol == "native" and manifest.adapter is not None:  # the manifest requires it for native
+        return ["python", "-m", "pytest_vdbench.adapter", "serve", manifest.adapter, *listen]
+    return None
+
+
+def server_env(manifest: Manifest, port: int) -> dict[str, str]:
+    """Environment the protocol's server reads (cog: ``PORT`` and the predictor stub)."""
+    if manifest.protocol != "cog":
+        return {}
+    env = {"PORT": str(port)}
+    if manifest.adapter is not None:
+        env["COG_PREDICT_TYPE_STUB"] = manifest.adapter
+    return env
 
 
 def docker_unavailable() -> str | None:
@@ -62,7 +88,7 @@ def docker_unavailable() -> str | None:
 
 
 class AdapterReadyWait(WaitStrategy):
-    """Wait for the vdbench readiness endpoint; fail fast when load() failed or the container died."""
+    """Wait for the protocol's readiness answer; fail fast when setup failed or the container died."""
 
     def __init__(self, instance: DockerInstance, timeout: float) -> None:
         super().__init__()
@@ -72,9 +98,9 @@ class AdapterReadyWait(WaitStrategy):
     def wait_until_ready(self, container: Any) -> None:
         inst = self.instance
         if inst.socket_dir is None:
-            inst.endpoint = Endpoint("127.0.0.1", int(container.get_exposed_port(PORT)))
+            inst.endpoint = Endpoint("127.0.0.1", int(container.get_exposed_port(inst.port)))
         wait_ready(
-            AdapterClient(inst.endpoint, timeout=5.0).ready,
+            client_for(inst.spec.manifest, inst.endpoint, timeout=5.0).ready,
             timeout=self._startup_timeout,
             alive=inst.exited,
             logs=inst.logs,
@@ -111,11 +137,13 @@ class DockerInstance:
         self._stop_sampling = threading.Event()
         m = spec.manifest
         r = m.resources
-        env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options), **m.env}
+        self.port = m.container_port()
+        env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options)}
+        env.update({**server_env(m, self.port), **m.env})
         # credentials the manifest requires (requires.env) come from the host's environment
         env.update({name: os.environ[name] for name in m.requires.env if name in os.environ})
         sandbox = sandbox or m.sandbox.network == "none"
-        listen = ["--host", "0.0.0.0", "--port", str(PORT)]
+        listen = ["--host", "0.0.0.0", "--port", str(self.port)]
         if sandbox:
             # short path: a Unix socket's path is limited to 107 bytes
             self.socket_dir = Path(tempfile.mkdtemp(prefix="vdbench-sock-"))
@@ -136,18 +164,16 @@ class DockerInstance:
             "security_opt": ["no-new-privileges"],
             "read_only": True,
         }
-        self.container = (
-            DockerContainer(image)
-            .with_command(["python", "-m", "pytest_vdbench.adapter", "serve", m.adapter, *listen])
-            .with_envs(**env)
-            .with_tmpfs_mount("/tmp", "size=1g")
-        )
+        self.container = DockerContainer(image).with_envs(**env).with_tmpfs_mount("/tmp", "size=1g")
+        command = server_command(m, listen)
+        if command is not None:  # None: the image's own CMD starts the server (oip-v2)
+            self.container.with_command(command)
         if self.socket_dir is not None:
             run_kwargs["network_mode"] = "none"
             self.container.with_volume_mapping(str(self.socket_dir), SOCKET_DIR, "rw")
         else:
             # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
-            self.container.ports[f"{PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+            self.container.ports[f"{self.port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         if r.gpus:
             import docker.types
 
@@ -388,6 +414,12 @@ class DockerRuntime:
         return info
 
     def start(self, spec: ModelSpec) -> DockerInstance:
+        protocol = spec.manifest.protocol
+        if self.sandbox and protocol != "native":
+            raise RuntimeUnavailable(
+                f"--vdbench-sandbox runs models with network: none, reached over a Unix socket; a {protocol} "
+                "server listens on TCP only, so this model cannot run sandboxed"
+            )
         info = self.prepare(spec)
         assert info.image is not None
         r = spec.manifest.resources

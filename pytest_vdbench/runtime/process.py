@@ -70,7 +70,7 @@ class ProcessInstance:
                     "-m",
                     "pytest_vdbench.adapter",
                     "serve",
-                    spec.manifest.adapter,
+                    str(spec.manifest.adapter),
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -179,6 +179,12 @@ class ProcessRuntime:
         return BuildInfo(extra={"note": "process runtime: no image, dependencies come from this environment"})
 
     def start(self, spec: ModelSpec) -> ProcessInstance:
+        protocol = spec.manifest.protocol
+        if protocol != "native" or spec.manifest.adapter is None:
+            raise RuntimeUnavailable(
+                f"protocol {protocol}: the process runtime runs vdbench adapters only; the {protocol} server "
+                "is started from the model's image (--vdbench-runtime docker)"
+            )
         instance = ProcessInstance(spec, self.log_dir)
         self._running.append(instance)
         try:
