@@ -71,17 +71,22 @@ def _generate(run: ModelRun, case: Case) -> Any:
     try:
         return run.generate(case)
     except AdapterError as exc:
-        # a lost connection may be a kill in progress: let the runtime see the exit (and OOM flag)
-        usage = run.settle(3.0) if exc.status is None else run.usage()
-        state = ""
-        if usage is not None and usage.oom_killed:
-            oom = f"the model was OOM-killed at limit {format_bytes(usage.memory_limit_bytes)}"
-            if case.id in run.budget_selected and "test_budget" not in _current_test():
-                pytest.skip(f"{oom}; test_budget[{case.id}] reports it")  # the resource test owns OOM
-            state = f"\n{oom}"
-        elif usage is not None and not usage.running:
-            state = f"\nthe model exited with code {usage.exit_code}"
-        _fail_once(run, key, f"{exc}{state}\n--- last logs ---\n{run.logs()}")
+        _fail_once(run, key, _why(run, case, exc))
+
+
+def _why(run: ModelRun, case: Case, exc: AdapterError) -> str:
+    """The failure with the model's state (OOM kill, exit code) and last logs; skips if test_budget owns it."""
+    # a lost connection may be a kill in progress: let the runtime see the exit (and OOM flag)
+    usage = run.settle(3.0) if exc.status is None else run.usage()
+    state = ""
+    if usage is not None and usage.oom_killed:
+        oom = f"the model was OOM-killed at limit {format_bytes(usage.memory_limit_bytes)}"
+        if case.id in run.budget_selected and "test_budget" not in _current_test():
+            pytest.skip(f"{oom}; test_budget[{case.id}] reports it")  # the resource test owns OOM
+        state = f"\n{oom}"
+    elif usage is not None and not usage.running:
+        state = f"\nthe model exited with code {usage.exit_code}"
+    return f"{exc}{state}\n--- last logs ---\n{run.logs()}"
 
 
 def _first(run: ModelRun, case: Case) -> Any:
@@ -253,7 +258,7 @@ def test_quality(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     try:
         scores = quality_scores(vdbench_run, vdbench_case, output)
     except AdapterError as exc:
-        pytest.fail(f"scoring needed another generation, which failed: {exc}", pytrace=False)
+        pytest.fail(f"scoring needed another generation, which failed: {_why(vdbench_run, vdbench_case, exc)}", pytrace=False)
     except ValueError as exc:  # e.g. values outside [0, 1] where the manifest sets no expect.range
         pytest.fail(f"quality metrics cannot score this output: {exc}", pytrace=False)
     vdbench_run.case_result(vdbench_case).metrics.update(scores)

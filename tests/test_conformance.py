@@ -44,29 +44,30 @@ def test_healthy_model_passes_everything(pytester: pytest.Pytester, write_suite:
     result.stdout.fnmatch_lines(["*toy.yaml::toy::test_health PASSED*", "*toy.yaml::toy::test_generate[[]fox[]] PASSED*"])
 
 
-@pytest.mark.parametrize(
-    ("fault", "failing", "message"),
-    [
-        ("shape", "test_generate", "*shape [[]6, 3, 16, 8[]] does not match expect.shape [[]6, 3, 16, 16[]]*"),
-        ("dtype", "test_generate", "*dtype float64 is not expect.dtype float32*"),
-        ("nan", "test_generate", "*output has 1 NaN and 0 inf values*"),
-        ("range", "test_generate", "*outside expect.range [[]0, 1[]]*"),
-        ("nondeterministic", "test_determinism", "*same seed 1 gave different outputs*"),
-        ("load_crash", "test_health", "*weights file is corrupt*"),
-        ("requirements", "test_requirements", "*adapter needs gpus = 2 but the manifest's resources.gpus is 0*"),
-        ("generate_crash", "test_generate", "*illegal memory access*"),
-        ("exit", "test_generate", "*exited with code 3*"),
-        ("slow", "test_budget", "*median generation time*exceeds expect.budgets.generate_seconds 0.3s*"),
-        ("memory", "test_budget", "*peak memory*exceeds expect.budgets.peak_memory 200.0 MiB*"),
-        ("constant", "test_quality", "*dynamic_degree = 0 is below expect.quality.dynamic_degree.min*"),
-        ("ignores_prompt", "test_quality", "*prompt_sensitivity = 0 is below expect.quality.prompt_sensitivity.min*"),
-        ("leak", "test_budget", "*memory grows on every call: the adapter's peak RSS rose*"),
-        ("flaky", "test_generate", "*answered 500: RuntimeError: upstream returned 503*"),
-        ("malformed", "test_generate", "*generate returned a malformed safetensors body*"),
-        ("oversized", "test_generate", "*generate output refused: POST /v1/generate answered * bytes, over the limit of *"),
-        ("swapped_frames", "test_quality", "*motion_smoothness = * is below expect.quality.motion_smoothness.min = 0.9*"),
-    ],
-)
+#: the catch table (README "What the generated tests catch"): fault -> the one failing test, its message
+ZOO = [
+    ("shape", "test_generate", "*shape [[]6, 3, 16, 8[]] does not match expect.shape [[]6, 3, 16, 16[]]*"),
+    ("dtype", "test_generate", "*dtype float64 is not expect.dtype float32*"),
+    ("nan", "test_generate", "*output has 1 NaN and 0 inf values*"),
+    ("range", "test_generate", "*outside expect.range [[]0, 1[]]*"),
+    ("nondeterministic", "test_determinism", "*same seed 1 gave different outputs*"),
+    ("load_crash", "test_health", "*weights file is corrupt*"),
+    ("requirements", "test_requirements", "*adapter needs gpus = 2 but the manifest's resources.gpus is 0*"),
+    ("generate_crash", "test_generate", "*illegal memory access*"),
+    ("exit", "test_generate", "*exited with code 3*"),
+    ("slow", "test_budget", "*median generation time*exceeds expect.budgets.generate_seconds 0.3s*"),
+    ("memory", "test_budget", "*peak memory*exceeds expect.budgets.peak_memory 200.0 MiB*"),
+    ("constant", "test_quality", "*dynamic_degree = 0 is below expect.quality.dynamic_degree.min*"),
+    ("ignores_prompt", "test_quality", "*prompt_sensitivity = 0 is below expect.quality.prompt_sensitivity.min*"),
+    ("leak", "test_budget", "*memory grows on every call: the adapter's peak RSS rose*"),
+    ("flaky", "test_generate", "*answered 500: RuntimeError: upstream returned 503*"),
+    ("malformed", "test_generate", "*generate returned a malformed safetensors body*"),
+    ("oversized", "test_generate", "*generate output refused: POST /v1/generate answered * bytes, over the limit of *"),
+    ("swapped_frames", "test_quality", "*motion_smoothness = * is below expect.quality.motion_smoothness.min = 0.9*"),
+]
+
+
+@pytest.mark.parametrize(("fault", "failing", "message"), ZOO)
 def test_each_fault_fails_exactly_its_test(
     pytester: pytest.Pytester, write_suite: Callable[..., Path], fault: str, failing: str, message: str
 ) -> None:
