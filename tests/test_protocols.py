@@ -491,3 +491,34 @@ def test_protocol_errors_name_file_line_and_key(tmp_path: Path, replace: str, by
     assert replace in GOOD_COG
     problems = problems_of(tmp_path, GOOD_COG.replace(replace, by, 1))
     assert any(expected in p for p in problems), problems
+
+
+# -- runtimes that cannot run a protocol say so -----------------------------------------------
+
+
+def test_process_runtime_skips_cog_and_oip_models(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    doc = {
+        "name": "pcog",
+        "modality": "video",
+        "protocol": "cog",
+        "adapter": "predict.py:Predictor",
+        "image": {"context": str(Path(__file__).parent.parent / "containers" / "cog-example")},
+        "cases": [{"id": "a", "prompt": "x"}],
+    }
+    suite = write_suite(doc)
+    result = pytester.runpytest("--vdbench", f"--vdbench-suite={suite}", "--vdbench-runtime=process", "-rs")
+    result.assert_outcomes(skipped=7)
+    result.stdout.fnmatch_lines(["*pcog: protocol cog: the process runtime runs vdbench adapters only*--vdbench-runtime docker*"])
+
+
+def test_sandboxed_docker_runtime_refuses_tcp_only_servers(tmp_path: Path) -> None:
+    from pytest_vdbench.runtime import RuntimeUnavailable
+    from pytest_vdbench.runtime.docker import DockerRuntime
+
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD_COG)
+    (spec,) = load_manifest(path, tmp_path)
+    runtime = object.__new__(DockerRuntime)  # no engine needed: the refusal comes before any build
+    runtime.sandbox = True
+    with pytest.raises(RuntimeUnavailable, match="a cog server listens on TCP only"):
+        runtime.start(spec)
