@@ -84,6 +84,8 @@ def test_broken_cog_and_oip_images_fail_the_test_that_names_the_cause(
         # MLServer serves no model by that name: never ready; and a wrong output tensor name
         manifest("poip-nomodel", "oip-v2", OIP, oip={"model": "nosuch"}, timeouts={"startup": "8s"}),
         manifest("poip-output", "oip-v2", OIP, oip={"model": "toyvideo", "output": "frames"}, resources={"memory": "768m"}),
+        # the model's load() raises: MLServer exits, and its log (the traceback) is in the failure
+        manifest("poip-load", "oip-v2", OIP, oip={"model": "toyvideo"}, command=["mlserver", "start", "/srv/broken"]),
     )
     result = pytester.runpytest_subprocess(
         "--vdbench", f"--vdbench-suite={suite}", "--vdbench-runtime=docker", "-p", "no:cacheprovider", "-rfEs", timeout=600
@@ -95,6 +97,7 @@ def test_broken_cog_and_oip_images_fail_the_test_that_names_the_cause(
             "FAILED *pcog-misfit.yaml::pcog-misfit::test_requirements*",
             "FAILED *pcog-misfit.yaml::pcog-misfit::test_generate[[]fox[]]*",
             "FAILED *pcog-setup.yaml::pcog-setup::test_health*",
+            "FAILED *poip-load.yaml::poip-load::test_health*",
             "FAILED *poip-nomodel.yaml::poip-nomodel::test_health*",
             "FAILED *poip-output.yaml::poip-output::test_generate[[]fox[]]*",
         ]
@@ -111,8 +114,10 @@ def test_broken_cog_and_oip_images_fail_the_test_that_names_the_cause(
     assert "prediction failed" in out and "unexpected keyword argument 'steps'" in out
     assert "not ready within the startup timeout of 8s" in out and "/v2/models/nosuch/ready answered" in out
     assert "outputs ['video'], none named 'frames'" in out
+    assert "container of poip-load exited before it was ready" in out
+    assert "FileNotFoundError: /weights/toyvideo.bin: the checkpoint is missing" in out
     # every other test of a broken model skips naming the test that reported it; nothing is left running
     assert "not run: " in out
     failed = result.parseoutcomes().get("failed", 0)
-    assert failed == 6, out[-3000:]
+    assert failed == 7, out[-3000:]
     assert containers_of("pcog-") == [] and containers_of("poip-") == []
