@@ -61,6 +61,7 @@ class ModelRun:
         self.fitted_case: str | None = None
         #: cases whose test_budget is selected in this run (it reports OOM kills)
         self.budget_selected: set[str] = set()
+        self._client: ModelClient | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_built(self) -> BuildInfo:
@@ -99,7 +100,10 @@ class ModelRun:
     def client(self) -> ModelClient:
         """A client speaking the manifest's protocol (native, cog, oip-v2) to the started model."""
         instance = self.ensure_started()
-        return client_for(self.spec.manifest, instance.endpoint)
+        # kept: an OIP client caches the model's declared inputs (no metadata request per timed call)
+        if self._client is None or self._client.endpoint != instance.endpoint:
+            self._client = client_for(self.spec.manifest, instance.endpoint)
+        return self._client
 
     def logs(self, tail: int = 80) -> str:
         return self.instance.logs(tail) if self.instance is not None else ""
