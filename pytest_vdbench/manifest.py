@@ -357,6 +357,24 @@ class Manifest(_Frozen):
             raise ValueError(f"options for protocol: {wanted}, but this manifest's protocol is {protocol}")
         return value
 
+    @field_validator("cases")
+    @classmethod
+    def _reserved_inputs(cls, value: list[Case], info: ValidationInfo) -> list[Case]:
+        protocol = info.data.get("protocol")
+        key = {"cog": "cog", "oip-v2": "oip"}.get(str(protocol))
+        if key is None:
+            return value
+        options = info.data.get(key) or (CogOptions() if key == "cog" else OipOptions())
+        reserved = {options.prompt_input: "prompt", options.seed_input: "seed"}
+        for case in value:
+            for name in case.params:
+                if name in reserved:
+                    raise ValueError(
+                        f"case {case.id!r}: params.{name} is the {protocol} input vdbench fills from the case's "
+                        f"{reserved[name]} ({key}.{reserved[name]}_input); set the case's {reserved[name]} instead"
+                    )
+        return value
+
     def container_port(self) -> int:
         """The port the model's server listens on inside the container."""
         return self.port or DEFAULT_PORTS[self.protocol]

@@ -485,11 +485,19 @@ def test_protocol_defaults_and_ports(tmp_path: Path) -> None:
         ("cases:", "cog: {prompt: text}\ncases:", "m.yaml:6: cog.prompt: unknown key 'prompt'; did you mean 'prompt_input'?"),
         ("cases:", "cog: {requirements: {memory: lots}}\ncases:", "m.yaml:6: cog.requirements.memory: expected a size"),
         ("cases:", "port: 70000\ncases:", "m.yaml:6: port: Input should be less than or equal to 65535"),
+        ("cases: [{id: a}]", "cases: [{id: a, params: {seed: 3}}]", "m.yaml:6: cases: case 'a': params.seed is the cog input"),
+        ("cases:", "cog: {prompt_input: text}\ncases:", None),
+        ("cases: [{id: a}]", "cog: {prompt_input: text}\ncases: [{id: a, params: {text: x}}]", "params.text is the cog input"),
     ],
 )
-def test_protocol_errors_name_file_line_and_key(tmp_path: Path, replace: str, by: str, expected: str) -> None:
+def test_protocol_errors_name_file_line_and_key(tmp_path: Path, replace: str, by: str, expected: str | None) -> None:
     assert replace in GOOD_COG
-    problems = problems_of(tmp_path, GOOD_COG.replace(replace, by, 1))
+    text = GOOD_COG.replace(replace, by, 1)
+    if expected is None:  # the control: this one is valid
+        (tmp_path / "ok.yaml").write_text(text)
+        load_manifest(tmp_path / "ok.yaml", tmp_path)
+        return
+    problems = problems_of(tmp_path, text)
     assert any(expected in p for p in problems), problems
 
 
