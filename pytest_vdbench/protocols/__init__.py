@@ -1,7 +1,9 @@
 """Protocol clients: the native adapter API, Cog's HTTP server and the Open Inference Protocol v2.
 
-``client_for(manifest, endpoint)`` picks the client for ``manifest.protocol``; adding a protocol
-means adding a module with a client class and a line in ``_CLIENTS``.
+``client_for(manifest, endpoint)`` picks the client for ``manifest.protocol``. Adding a protocol:
+a module here with a client class (see ``base.ModelClient``), a line in ``_CLIENTS``, its name and
+default port in ``manifest.ProtocolName``/``DEFAULT_PORTS``, and its start command in
+``runtime.docker.server_command`` unless the image's CMD starts the server.
 """
 
 from __future__ import annotations
