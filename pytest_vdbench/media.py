@@ -1,7 +1,12 @@
-"""Keep every generated video for the report: an animated GIF per case, with its settings beside it."""
+"""Keep every generated video for the report: an animated GIF per case, with its settings beside it.
+
+``frame_strip`` reads a kept GIF back as a few PNG frames (data URIs) for the self-contained report.html.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from pytest_vdbench.run import ModelRun
 
-__all__ = ["save_videos", "to_frames"]
+__all__ = ["frame_strip", "png_data_uri", "save_videos", "to_frames"]
 
 
 def to_frames(video: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -60,3 +65,28 @@ def save_videos(run: ModelRun, directory: Path, fps: int = 8) -> list[Path]:
         (directory / f"{stem}.json").write_text(json.dumps(info, indent=2))
         written.append(gif)
     return written
+
+
+def png_data_uri(frame: np.ndarray[Any, Any]) -> str:
+    """A uint8 ``[H, W, 3]`` frame as a ``data:image/png;base64,…`` URI (nothing to fetch)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def frame_strip(gif: Path, max_frames: int = 8) -> list[str]:
+    """Up to ``max_frames`` evenly spaced frames of a kept GIF as PNG data URIs; [] if unreadable."""
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(gif) as image:
+            frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(image)]
+    except (OSError, ValueError):
+        return []
+    if not frames:
+        return []
+    count = min(max_frames, len(frames))
+    picks = sorted({round(i * (len(frames) - 1) / max(1, count - 1)) for i in range(count)})
+    return [png_data_uri(frames[i]) for i in picks]

@@ -3,20 +3,67 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 __all__ = ["RUNTIMES", "VdbenchOptions", "addoption", "project_root"]
 
 RUNTIMES = ("docker", "process")
+DEFAULT_MIN_ROUNDS = 3
+DEFAULT_MIN_DURATION = 1.0
+DEFAULT_REGRESSION_THRESHOLD = 0.10
+
+_T = TypeVar("_T")
 
 
 def parse_runtime(value: str) -> str:
     if value not in RUNTIMES:
         raise argparse.ArgumentTypeError(f"unknown runtime {value!r}; valid runtimes: {', '.join(RUNTIMES)}")
     return value
+
+
+def parse_min_rounds(value: str) -> int:
+    try:
+        rounds = int(value)
+    except ValueError:
+        rounds = -1
+    if rounds < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of rounds >= 1")
+    return rounds
+
+
+def parse_seconds(value: str) -> float:
+    try:
+        seconds = float(value.removesuffix("s"))
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration in seconds >= 0 (e.g. 1 or 0.5s)")
+    return seconds
+
+
+def parse_threshold(value: str) -> float:
+    try:
+        fraction = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        fraction = -1.0
+    if not 0 < fraction < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a relative threshold > 0 (e.g. 0.1 or 10%)")
+    return fraction
+
+
+def _ini_value(config: pytest.Config, name: str, parse: Callable[[str], _T], default: _T) -> _T:
+    raw = str(config.getini(name) or "")
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"ini {name} = {raw!r}: {exc}") from None
 
 
 def addoption(parser: pytest.Parser) -> None:
@@ -78,6 +125,51 @@ def addoption(parser: pytest.Parser) -> None:
         "adapters). Default: ini vdbench_sandbox or off.",
     )
     parser.addini("vdbench_sandbox", "Sandbox every model (network: none); see --vdbench-sandbox.", type="bool", default=False)
+    group.addoption(
+        "--vdbench-min-rounds",
+        type=parse_min_rounds,
+        default=None,
+        metavar="N",
+        help="A timing is VALID only with at least N timed rounds (warmup excluded). "
+        f"Default: ini vdbench_min_rounds or {DEFAULT_MIN_ROUNDS}.",
+    )
+    group.addoption(
+        "--vdbench-min-duration",
+        type=parse_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="A timing is VALID only when its timed rounds last at least SECONDS in total. "
+        f"Default: ini vdbench_min_duration or {DEFAULT_MIN_DURATION:g}.",
+    )
+    group.addoption(
+        "--vdbench-compare",
+        default=None,
+        metavar="PATH",
+        help="A previous run's report.json: per-model deltas and regressions in the reports and the summary. Default: none.",
+    )
+    group.addoption(
+        "--vdbench-regression-threshold",
+        type=parse_threshold,
+        default=None,
+        metavar="FRACTION",
+        help="With --vdbench-compare: a change for the worse beyond FRACTION (0.1 or 10%%) is a regression. "
+        f"Default: ini vdbench_regression_threshold or {DEFAULT_REGRESSION_THRESHOLD:g}.",
+    )
+    group.addoption(
+        "--vdbench-fail-on-regression",
+        action="store_true",
+        default=False,
+        help="With --vdbench-compare: exit non-zero when a regression is found. Default: off.",
+    )
+    parser.addini("vdbench_min_rounds", f"Minimum timed rounds for a VALID timing (default {DEFAULT_MIN_ROUNDS}).", default="")
+    parser.addini(
+        "vdbench_min_duration", f"Minimum total seconds of timed rounds (default {DEFAULT_MIN_DURATION:g}).", default=""
+    )
+    parser.addini(
+        "vdbench_regression_threshold",
+        f"Relative change counted as a regression (default {DEFAULT_REGRESSION_THRESHOLD:g}).",
+        default="",
+    )
     parser.addini("vdbench_suites", "Suite directories or manifests (default: model_suites).", type="paths", default=[])
     parser.addini("vdbench_runtime", "Default runtime: docker or process.", default="")
     parser.addini("vdbench_report", "Default report directory.", default="")
@@ -109,6 +201,11 @@ class VdbenchOptions:
     runtime_explicit: bool
     report_dir: Path | None
     benchmark_json: Path | None = None
+    min_rounds: int = DEFAULT_MIN_ROUNDS
+    min_duration: float = DEFAULT_MIN_DURATION
+    compare: Path | None = None
+    regression_threshold: float = DEFAULT_REGRESSION_THRESHOLD
+    fail_on_regression: bool = False
     sandbox: bool = False
 
     @classmethod
@@ -144,5 +241,27 @@ class VdbenchOptions:
             runtime_explicit=explicit,
             report_dir=Path(report) if report else None,
             benchmark_json=Path(bench_json) if bench_json else None,
+            min_rounds=_option_or_ini(config, "vdbench_min_rounds", parse_min_rounds, DEFAULT_MIN_ROUNDS),
+            min_duration=_option_or_ini(config, "vdbench_min_duration", parse_seconds, DEFAULT_MIN_DURATION),
+            compare=_compare_path(config),
+            regression_threshold=_option_or_ini(
+                config, "vdbench_regression_threshold", parse_threshold, DEFAULT_REGRESSION_THRESHOLD
+            ),
+            fail_on_regression=bool(config.getoption("vdbench_fail_on_regression")),
             sandbox=bool(config.getoption("vdbench_sandbox") or config.getini("vdbench_sandbox")),
         )
+
+
+def _option_or_ini(config: pytest.Config, name: str, parse: Callable[[str], _T], default: _T) -> _T:
+    value = config.getoption(name)
+    return _ini_value(config, name, parse, default) if value is None else value
+
+
+def _compare_path(config: pytest.Config) -> Path | None:
+    value = config.getoption("vdbench_compare")
+    if not value:
+        if config.getoption("vdbench_fail_on_regression"):
+            raise pytest.UsageError("--vdbench-fail-on-regression needs --vdbench-compare PATH (a previous report.json)")
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else Path(config.invocation_params.dir) / path

@@ -84,6 +84,9 @@ class VdbenchSession:
         workerinput = getattr(config, "workerinput", None)
         #: one id for the whole run, shared by xdist workers (containers carry it as a label)
         self.testrun: str = workerinput["vdbench_testrun"] if workerinput else uuid.uuid4().hex[:12]
+        from pytest_vdbench.report import ReportRecorder  # failures, log tails, --vdbench-compare
+
+        config.pluginmanager.register(ReportRecorder(self), "vdbench-report")
         _sigterm_interrupts()
 
     # -- state -----------------------------------------------------------------------------

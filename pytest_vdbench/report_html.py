@@ -1,0 +1,93 @@
+"""report.html: one self-contained page (Jinja2, autoescaped) with inline SVG charts and PNG frames.
+
+Nothing is fetched when the page opens: styles, the sorting script, the charts and the frames
+(read back from the GIFs ``media.py`` kept) are all inline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from pytest_vdbench.host import format_bytes
+
+__all__ = ["bar_chart", "render_html"]
+
+CHART_WIDTH = 360  # pixels of the longest bar
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("pytest_vdbench", "templates"), autoescape=True, undefined=StrictUndefined)
+    env.filters["seconds"] = _seconds
+    env.filters["bytes"] = format_bytes
+    env.filters["score"] = lambda v: "n/a" if v is None else f"{v:.4g}"
+    env.filters["percent"] = lambda v: "n/a" if v is None else f"{v:+.1%}"
+    return env
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}s" if value >= 0.1 else f"{value * 1000:.2f}ms"
+
+
+def bar_chart(title: str, rows: list[dict[str, Any]], key: str, fmt: str) -> dict[str, Any]:
+    """Bars for one figure per model (models without the figure are listed as n/a)."""
+    values = [(str(r["id"]), r.get(key)) for r in rows]
+    top = max((v for _, v in values if isinstance(v, int | float)), default=0) or 1
+    bars = []
+    for label, value in values:
+        known = isinstance(value, int | float)
+        number = float(value) if isinstance(value, int | float) else 0.0
+        text = (_seconds(number) if fmt == "seconds" else format_bytes(number)) if known else "n/a"
+        width = max(1.0, CHART_WIDTH * number / top) if known else 0.0
+        bars.append({"label": label, "value": value, "text": text, "width": round(width, 1)})
+    return {"title": title, "key": key, "bars": bars, "height": 28 + 24 * len(bars)}
+
+
+def _quality_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    metrics = sorted({m for r in rows for scores in (r.get("quality_by_case") or {}).values() for m in scores})
+    table = [
+        {"model": r["id"], "case": case, "scores": [scores.get(m) for m in metrics]}
+        for r in rows
+        for case, scores in sorted((r.get("quality_by_case") or {}).items())
+    ]
+    return metrics, table
+
+
+def render_html(doc: dict[str, Any], directory: Path) -> str:
+    """The page for a report document; frames come from ``directory/media``."""
+    from pytest_vdbench.media import frame_strip
+    from pytest_vdbench.report import headline_quality, regression_marks, verdict
+
+    rows: list[dict[str, Any]] = [{"comparison": None, **r} for r in doc["models"]]
+    strips = []
+    for row in rows:
+        for item in row.get("media") or []:
+            frames = frame_strip(directory / item["gif"])
+            if frames:
+                strips.append({"model": row["id"], **item, "frames": frames})
+    metrics, quality = _quality_table(rows)
+    charts = [
+        bar_chart("Startup (create → ready)", rows, "startup_seconds", "seconds"),
+        bar_chart("Generation time (median of timed rounds)", rows, "generate_seconds_median", "seconds"),
+        bar_chart("Peak memory", rows, "peak_memory_bytes", "bytes"),
+    ]
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        doc=doc,
+        rows=rows,
+        comparison=doc.get("comparison"),
+        charts=charts,
+        chart_width=CHART_WIDTH,
+        strips=strips,
+        metrics=metrics,
+        quality=quality,
+        headline_quality=headline_quality,
+        verdict=verdict,
+        regression_marks=regression_marks,
+        pretty=lambda value: json.dumps(value, indent=2, default=str, sort_keys=True),
+    )
