@@ -1,8 +1,9 @@
-"""The ``vdbench`` command: ``vdbench images bootstrap``, ``vdbench images list`` and friends."""
+"""The ``vdbench`` command: images, clean, and the contributor's new / validate / compose / changed / schema."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -117,8 +118,109 @@ def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     clean.set_defaults(func=cmd_clean)
 
 
+def _default_suites(paths: list[Path] | None) -> list[Path]:
+    if paths:
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise CliError(f"{', '.join(missing)} does not exist; give manifest files or suite folders")
+        return paths
+    default = Path("model_suites")
+    if not default.is_dir():
+        raise CliError("no model_suites/ here; run from the project root or give manifest files or suite folders")
+    return [default]
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Lint manifests and their build contexts without Docker (schema, files, adapter, budgets)."""
+    from pytest_vdbench.validate import validate_paths
+
+    cwd = Path.cwd()
+    report = validate_paths(_default_suites(args.paths), args.root or cwd)
+    failing = report.problems if args.strict else report.errors
+    summary = (
+        f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in {len(report.files)} manifest(s)"
+        if report.problems
+        else f"{len(report.files)} manifest(s) OK"
+    )
+    if args.format == "json":
+        doc = {
+            "files": [p.as_posix() if not p.is_relative_to(cwd) else p.relative_to(cwd).as_posix() for p in report.files],
+            "errors": len(report.errors),
+            "warnings": len(report.warnings),
+            "problems": [p.as_dict(cwd) for p in report.problems],
+        }
+        print(json.dumps(doc, indent=2))
+    elif args.format == "github":
+        for p in report.problems:
+            line = f",line={p.line}" if p.line else ""
+            message = p.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            print(f"::{p.severity} file={p.as_dict(cwd)['path']}{line},title=vdbench validate: {p.key}::{message}")
+        print(summary)
+    else:
+        for p in report.problems:
+            print(p.format(cwd))
+        print(summary, file=sys.stderr if report.problems else sys.stdout)
+    return 1 if failing else 0
+
+
+def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    val = sub.add_parser("validate", help=cmd_validate.__doc__, description=cmd_validate.__doc__)
+    val.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="manifests or suite folders. Default: model_suites")
+    val.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="text: file:line: key: message; json: one document; github: workflow annotations. Default: %(default)s",
+    )
+    val.add_argument("--strict", action="store_true", help="warnings fail too (exit status 1)")
+    val.add_argument("--root", type=Path, metavar="DIR", help="project root for image.context. Default: the current folder")
+    val.set_defaults(func=cmd_validate)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    """Scaffold a model: containers/NAME/ (Dockerfile, adapter, requirements) and its manifest."""
+    from pytest_vdbench.scaffold import ScaffoldError, plan_scaffold, write_scaffold
+
+    root: Path = args.root or Path.cwd()
+    try:
+        written = write_scaffold(plan_scaffold(args.name, args.modality, root, args.suite))
+    except ScaffoldError as exc:
+        raise CliError(str(exc)) from None
+    for path in written:
+        print(f"created {_rel(path, Path.cwd())}")
+    manifest = _rel(written[-1] if args.modality == "video" else written[3], Path.cwd())
+    print(
+        f"\nnext: replace the placeholder model in {_rel(written[1], Path.cwd())}, then\n"
+        f"  vdbench validate {manifest}\n"
+        f"  pytest --vdbench --vdbench-model {args.name} --vdbench-runtime process   # seconds, no Docker\n"
+        f"  pytest --vdbench --vdbench-model {args.name}                             # in its container"
+    )
+    return 0
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _add_new(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    new = sub.add_parser("new", help=cmd_new.__doc__, description=cmd_new.__doc__)
+    new.add_argument("name", metavar="NAME", help="model name: lowercase letters, digits, '_', '.', '-'")
+    new.add_argument("--modality", choices=("video", "tabular"), default="video", help="Default: %(default)s")
+    new.add_argument("--suite", type=Path, metavar="DIR", help="where the manifest goes. Default: model_suites/MODALITY")
+    new.add_argument("--root", type=Path, metavar="DIR", help="project root (containers/ lives here). Default: current folder")
+    new.set_defaults(func=cmd_new)
+
+
 #: One function per top-level subcommand, each adding its parser; a new command adds one entry.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_images, _add_clean]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_images,
+    _add_clean,
+    _add_new,
+    _add_validate,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

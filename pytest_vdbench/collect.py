@@ -29,6 +29,16 @@ class ManifestFile(pytest.File):
     specs: tuple[ModelSpec, ...] = ()
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        # the checks of `vdbench validate` beyond the schema: a problem is this file's collection error
+        from pytest_vdbench.validate import check_specs
+
+        problems = check_specs(self.specs, collection=True)
+        for problem in problems:
+            if problem.severity == "warning":
+                self.warn(pytest.PytestWarning(problem.format(self.config.rootpath)))
+        errors = [p.format(self.config.rootpath) for p in problems if p.severity == "error"]
+        if errors:
+            raise self.CollectError("\n".join([*errors, "(the same checks without pytest: vdbench validate PATH)"]))
         for spec in self.specs:
             yield VariantModule.from_parent(self, path=self.path, name=spec.id, nodeid=f"{self.nodeid}::{spec.id}", spec=spec)
 

@@ -1,0 +1,599 @@
+"""Lint manifests and their build contexts without Docker (``vdbench validate`` and collection).
+
+Every problem is a :class:`Problem` that prints like a compiler diagnostic,
+``file:line: key: message``. The checks, beyond the schema (``manifest.load_manifest``):
+
+* referenced files exist: the build context, its Dockerfile (which must take ``ARG BASE`` /
+  ``FROM ${BASE}``), the cases' datasets (with their ``target``/``discrete`` columns), the adapter
+  module inside the context;
+* the adapter entry is importable in principle: the module parses (``ast``, never imported) and
+  defines the class, with ``generate`` (and ``fit`` for tabular models) accepting the case params;
+* variants are consistent (no variant changes the modality or protocol), names are unique;
+* budgets are sane (a budget at or over its timeout can never fail; ``peak_memory`` over
+  ``resources.memory`` is an OOM kill first), shapes agree with the cases' params, quality metrics
+  exist for the modality and can be computed for each case.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pytest_vdbench.manifest import Case, ManifestError, ModelSpec, discover_manifests, load_manifest
+
+__all__ = [
+    "TABULAR_METRICS",
+    "VIDEO_METRICS",
+    "Problem",
+    "ValidationReport",
+    "check_specs",
+    "validate_paths",
+]
+
+Severity = Literal["error", "warning"]
+
+#: what ``quality.quality_scores`` computes for each modality (expect.quality may bound only these)
+VIDEO_METRICS = ("temporal_flicker", "motion_smoothness", "dynamic_degree", "sharpness", "prompt_sensitivity")
+_TSTR_METRICS = ("tstr_accuracy", "trtr_accuracy", "tstr_ratio")
+TABULAR_METRICS = ("column_shapes", "column_pair_trends", *_TSTR_METRICS)
+
+#: checks that an image may prove wrong (a module it pip-installs is not in the context, a method
+#: from a base class defined elsewhere): at collection they warn instead of stopping the run, and
+#: the runtime reports a real miss precisely (ModuleNotFoundError, NotImplementedError, TypeError)
+_COLLECTION_WARNINGS = frozenset({"adapter-module", "adapter-methods"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One diagnostic: where (manifest file and line), which key, what is wrong."""
+
+    path: Path
+    line: int | None
+    key: str
+    message: str
+    code: str = "schema"
+    severity: Severity = "error"
+
+    def format(self, relative_to: Path | None = None) -> str:
+        """``file:line: key: message`` (``warning: `` before the message of a warning)."""
+        shown = _shown(self.path, relative_to)
+        where = f"{shown}:{self.line}" if self.line else shown
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{where}: {self.key}: {prefix}{self.message}"
+
+    def as_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = _shown(self.path, relative_to)
+        return out
+
+
+def _shown(path: Path, relative_to: Path | None) -> str:
+    if relative_to is not None:
+        try:
+            return path.relative_to(relative_to).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+@dataclass
+class ValidationReport:
+    """Every problem of a set of manifests, in file order."""
+
+    files: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+# --- locating keys in the YAML ---------------------------------------------------------------
+
+
+class _Locator:
+    """Lines of keys in one manifest (the YAML is composed once, only when a problem needs a line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._node: yaml.Node | None = None
+        self._data: Any = None
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            text = self.path.read_text(encoding="utf-8")
+            self._node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self._data = yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            self._node, self._data = None, None
+
+    def in_variant(self, variant: str, loc: Sequence[str | int]) -> bool:
+        """Whether variant ``variant`` overrides ``loc`` itself."""
+        self._load()
+        current: Any = (self._data or {}).get("variants") if isinstance(self._data, dict) else None
+        current = current.get(variant) if isinstance(current, dict) else None
+        for part in loc:
+            found = isinstance(current, dict) and part in current
+            found = found or (isinstance(current, list) and isinstance(part, int) and part < len(current))
+            if not found:
+                return False
+            current = current[part]
+        return True
+
+    def line(self, loc: Sequence[str | int]) -> int | None:
+        """1-based line of ``loc`` (of its deepest part that exists)."""
+        self._load()
+        node = self._node
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if str(key_node.value) == str(part):
+                        line, node = key_node.start_mark.line + 1, value_node
+                        break
+                else:
+                    return line
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                return line
+        return line
+
+
+# --- schema problems (from load_manifest) ----------------------------------------------------
+
+_WHERE = re.compile(r"^:(\d+)")
+
+
+def _schema_problem(path: Path, text: str) -> Problem:
+    """Split one of load_manifest's ``file:line: key: message`` strings back into its parts."""
+    rest = text[len(str(path)) :] if text.startswith(str(path)) else ":" + text
+    line = None
+    match = _WHERE.match(rest)
+    if match:
+        line = int(match.group(1))
+        rest = rest[match.end() :]
+    rest = rest.removeprefix(": ").removeprefix(":").strip()
+    key, sep, message = rest.partition(": ")
+    if not sep or (" " in key and key != "(top level)"):
+        key, message = "(manifest)", rest
+    return Problem(path, line, key, message)
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+_Found = tuple[list[str | int], str, Severity, str]  # (loc, code, severity, message)
+
+
+def check_specs(specs: Sequence[ModelSpec], *, collection: bool = False) -> list[Problem]:
+    """The checks beyond the schema for one manifest's variants (deduplicated across variants).
+
+    ``collection``: checks that an image may legitimately contradict become warnings.
+    """
+    if not specs:
+        return []
+    locator = _Locator(specs[0].path)
+    problems: dict[tuple[str, str], Problem] = {}
+    for spec in specs:
+        for loc, code, severity, message in _spec_problems(spec):
+            if collection and code in _COLLECTION_WARNINGS:
+                severity = "warning"
+            full: list[str | int] = list(loc)
+            if spec.variant != "default" and loc and locator.in_variant(spec.variant, loc):
+                full = ["variants", spec.variant, *loc]
+            key = ".".join(str(p) for p in full) or "(top level)"
+            problems.setdefault((key, message), Problem(spec.path, locator.line(full), key, message, code, severity))
+    return sorted(problems.values(), key=lambda p: p.line or 0)
+
+
+def _spec_problems(spec: ModelSpec) -> Iterator[_Found]:
+    m = spec.manifest
+    context = spec.context_dir
+    if not context.is_dir():
+        yield (
+            ["image", "context"],
+            "context",
+            "error",
+            f"build context {context} does not exist (image.context {m.image.context!r} is relative to the project "
+            "root, or to this file when it starts with '.')",
+        )
+    else:
+        yield from _dockerfile_problems(spec, context)
+        yield from _adapter_problems(spec, context)
+    yield from _variant_problems(spec)
+    yield from _case_problems(spec)
+    yield from _budget_problems(spec)
+
+
+def _dockerfile_problems(spec: ModelSpec, context: Path) -> Iterator[_Found]:
+    name = spec.manifest.image.dockerfile
+    path = (context / name).resolve()
+    loc: list[str | int] = ["image", "dockerfile"]
+    if not path.is_relative_to(context) or not path.is_file():
+        yield loc, "dockerfile", "error", f"Dockerfile {name!r} not found in the build context {context}"
+        return
+    problem = _dockerfile_base_problem(_read_cached(path))
+    if problem:
+        yield loc, "dockerfile", "error", f"{path.name}: {problem}"
+
+
+_ARG_BASE = re.compile(r"^ARG\s+BASE(\s*=.*)?$", re.IGNORECASE)
+_FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE)
+
+
+def _dockerfile_base_problem(text: str) -> str | None:
+    """None when the Dockerfile takes its base from the BASE build arg (what image.base sets)."""
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    arg_base = False
+    for line in lines:
+        if _ARG_BASE.match(line):
+            arg_base = True
+            continue
+        match = _FROM.match(line)
+        if match:
+            image = match.group(1)
+            if not arg_base or image not in ("${BASE}", "$BASE"):
+                return (
+                    f"the first FROM is {line!r}; start with `ARG BASE=<default>` then `FROM ${{BASE}}` so that "
+                    "image.base (passed as the BASE build arg) chooses the base image"
+                )
+            return None
+    return "no FROM instruction; start with `ARG BASE=<default>` then `FROM ${BASE}`"
+
+
+def _adapter_problems(spec: ModelSpec, context: Path) -> Iterator[_Found]:
+    m = spec.manifest
+    if m.adapter is None or m.protocol == "oip-v2":
+        return
+    target, _, attr = m.adapter.partition(":")
+    loc: list[str | int] = ["adapter"]
+    if target.endswith(".py"):
+        candidates = [context / target]
+    else:
+        parts = target.split(".")
+        candidates = [context.joinpath(*parts[:-1], parts[-1] + ".py"), context.joinpath(*parts, "__init__.py")]
+    module = next((c for c in candidates if c.is_file()), None)
+    if module is None:
+        looked = " or ".join(str(c.relative_to(context)) for c in candidates)
+        yield (
+            loc,
+            "adapter-module",
+            "error",
+            f"adapter module {target!r} is not in the build context {context} (looked for {looked}); the server "
+            "imports it from the context's root (process runtime) or /app in the image",
+        )
+        return
+    try:
+        tree = _parse_cached(module)
+    except SyntaxError as exc:
+        yield loc, "adapter-class", "error", f"{module}:{exc.lineno}: syntax error: {exc.msg}"
+        return
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    if attr not in classes:
+        if attr in _top_level_names(tree):
+            return  # imported or assigned: defined, but not inspectable here
+        known = ", ".join(sorted(classes)) or "none"
+        close = difflib.get_close_matches(attr, list(classes), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        yield loc, "adapter-class", "error", f"{module.name} defines no class {attr!r}{hint} (classes there: {known})"
+        return
+    if m.protocol != "native":
+        return
+    methods = _methods(classes[attr], classes)
+    if methods is None:
+        return  # a base class from elsewhere: its methods are not visible here
+    needed = [("generate", ["seed"], [list(c.params) for c in m.cases])]
+    if m.modality == "tabular":
+        needed.append(("fit", [], [list(c.fit) for c in m.cases]))
+    for name, always, per_case in needed:
+        fn = methods.get(name)
+        if fn is None:
+            yield (
+                loc,
+                "adapter-methods",
+                "error",
+                f"{attr} does not define {name}() (ModelAdapter.{name} raises NotImplementedError); "
+                f"define {'generate(self, prompt, **params)' if name == 'generate' else 'fit(self, table, columns, **params)'}",
+            )
+            continue
+        if fn.args.kwarg is not None:
+            continue
+        accepted = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)}
+        wanted = dict.fromkeys([*always, *(k for keys in per_case for k in keys)])
+        missing = [k for k in wanted if k not in accepted]
+        if missing:
+            source = "params" if name == "generate" else "fit"
+            yield (
+                loc,
+                "adapter-methods",
+                "error",
+                f"{attr}.{name}() does not accept {', '.join(missing)} (the harness passes seed and the cases' "
+                f"{source} as keyword arguments); add **params to its signature",
+            )
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+    return names
+
+
+def _methods(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    """Methods of ``cls`` and its bases in the same module (ModelAdapter's count as absent);
+    None when a base comes from elsewhere."""
+    found: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    seen: set[str] = set()
+    todo = [cls]
+    while todo:
+        current = todo.pop(0)
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        for node in current.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.setdefault(node.name, node)
+        for base in current.bases:
+            name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else None
+            if name == "ModelAdapter" or name == "object":
+                continue
+            if name is None or name not in classes:
+                return None
+            todo.append(classes[name])
+    return found
+
+
+def _variant_problems(spec: ModelSpec) -> Iterator[_Found]:
+    if spec.variant == "default":
+        return
+    raw_top = _top_level(spec.path)
+    for key in ("modality", "protocol"):
+        top = raw_top.get(key, "native" if key == "protocol" else None)
+        value = getattr(spec.manifest, key)
+        if top is not None and value != top:
+            yield (
+                [key],
+                "variants",
+                "error",
+                f"variant {spec.variant!r} changes {key} from {top!r} to {value!r}; a different {key} is a different "
+                "model: give it its own manifest",
+            )
+    r = spec.manifest.resources
+    if spec.manifest.requires.gpu and not r.gpus:
+        yield (
+            ["requires", "gpu"],
+            "variants",
+            "warning",
+            "requires.gpu: true but resources.gpus is 0: the host must have a GPU the container never gets",
+        )
+
+
+def _top_level(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(_read_cached(path))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _case_problems(spec: ModelSpec) -> Iterator[_Found]:
+    m = spec.manifest
+    known = VIDEO_METRICS if m.modality == "video" else TABULAR_METRICS
+    for i, case in enumerate(m.cases):
+        expect = m.case_expect(case)
+        shape_loc: list[str | int] = ["cases", i, "expect", "shape"] if "shape" in case.expect else ["expect", "shape"]
+        header: list[str] | None = None
+        if case.dataset is not None:
+            path = spec.resolve(case.dataset)
+            if not path.is_file():
+                yield ["cases", i, "dataset"], "dataset", "error", f"case {case.id!r}: dataset {path} does not exist"
+            else:
+                header = _csv_header(path)
+                if header is None:
+                    yield ["cases", i, "dataset"], "dataset", "error", f"case {case.id!r}: {path} has no CSV header row"
+        if header is not None:
+            if case.target is not None and case.target not in header:
+                yield (
+                    ["cases", i, "target"],
+                    "dataset",
+                    "error",
+                    f"case {case.id!r}: no column {case.target!r} in {Path(case.dataset or '').name} "
+                    f"(columns: {', '.join(header)})",
+                )
+            unknown = [c for c in case.discrete if c not in header]
+            if unknown:
+                yield ["cases", i, "discrete"], "dataset", "error", f"case {case.id!r}: columns {unknown} are not in the dataset"
+            if expect.shape is not None and len(expect.shape) == 2 and expect.shape[1] not in (None, len(header)):
+                yield (
+                    shape_loc,
+                    "shape",
+                    "error",
+                    f"case {case.id!r}: expect.shape has {expect.shape[1]} columns but the dataset has {len(header)}",
+                )
+        yield from _shape_vs_params(case, i, expect.shape, expect.dtype, m.modality, shape_loc)
+        for name in expect.quality:
+            qloc: list[str | int] = (
+                ["cases", i, "expect", "quality", name]
+                if name in case.expect.get("quality", {})
+                else [
+                    "expect",
+                    "quality",
+                    name,
+                ]
+            )
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                yield (
+                    qloc,
+                    "quality",
+                    "error",
+                    f"no {m.modality} metric {name!r}{hint} (metrics: {', '.join(known)})",
+                )
+            elif name == "prompt_sensitivity" and not case.prompt:
+                yield qloc, "quality", "error", f"case {case.id!r} has no prompt, so prompt_sensitivity cannot be scored"
+            elif name in _TSTR_METRICS and case.target is None:
+                yield qloc, "quality", "error", f"case {case.id!r} has no target column, so {name} cannot be scored"
+
+
+def _shape_vs_params(
+    case: Case, i: int, shape: list[int | None] | None, dtype: str | None, modality: str, loc: list[str | int]
+) -> Iterator[_Found]:
+    if shape is None:
+        return
+    if modality == "video" and len(shape) == 4:
+        axes = {"frames": 0, "height": 1, "width": 2} if dtype == "uint8" else {"frames": 0, "height": 2, "width": 3}
+    elif modality == "tabular" and len(shape) == 2:
+        axes = {"rows": 0}
+    else:
+        return
+    for key, axis in axes.items():
+        value = case.params.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and shape[axis] is not None and shape[axis] != value:
+            yield (
+                loc,
+                "shape",
+                "error",
+                f"case {case.id!r} asks for {key} = {value} (params.{key}) but expect.shape[{axis}] is {shape[axis]}; "
+                "set the case's expect.shape to what it generates",
+            )
+
+
+def _budget_problems(spec: ModelSpec) -> Iterator[_Found]:
+    m = spec.manifest
+    seen: set[str] = set()
+    for case in m.cases:
+        b = m.case_expect(case).budgets
+        prefix: list[str | int] = ["expect", "budgets"]
+        pairs = (
+            ("generate_seconds", b.generate_seconds, m.timeouts.generate, "timeouts.generate"),
+            ("startup_seconds", b.startup_seconds, m.timeouts.startup, "timeouts.startup"),
+            ("fit_seconds", b.fit_seconds, m.timeouts.fit, "timeouts.fit"),
+        )
+        for key, budget, timeout, tname in pairs:
+            if budget is not None and budget >= timeout and key not in seen:
+                seen.add(key)
+                yield (
+                    [*prefix, key],
+                    "budget",
+                    "error",
+                    f"budget {budget:g}s is not below {tname} = {timeout:g}s: a call that slow times out first, so "
+                    "the budget can never fail; lower the budget or raise the timeout",
+                )
+        if b.peak_memory is not None and b.peak_memory > m.resources.memory and "peak_memory" not in seen:
+            seen.add("peak_memory")
+            yield (
+                [*prefix, "peak_memory"],
+                "budget",
+                "error",
+                f"peak_memory budget {_mib(b.peak_memory)} is over resources.memory {_mib(m.resources.memory)}: the "
+                "container is OOM-killed at the limit first; keep the budget at or below the limit",
+            )
+    if m.resources.gpu_memory and not m.resources.gpus:
+        yield (
+            ["resources", "gpu_memory"],
+            "budget",
+            "warning",
+            "resources.gpu_memory is set but resources.gpus is 0: it has no effect",
+        )
+
+
+def _mib(value: int) -> str:
+    return f"{value / 2**20:.0f} MiB"
+
+
+# --- cached file reads (collection checks hundreds of manifests sharing contexts) -------------
+
+_TEXT: dict[tuple[Path, int, int], str] = {}
+_TREES: dict[tuple[Path, int, int], ast.Module] = {}
+
+
+def _key(path: Path) -> tuple[Path, int, int]:
+    st = path.stat()
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+def _read_cached(path: Path) -> str:
+    key = _key(path)
+    if key not in _TEXT:
+        _TEXT[key] = path.read_text(encoding="utf-8", errors="replace")
+    return _TEXT[key]
+
+
+def _parse_cached(path: Path) -> ast.Module:
+    key = _key(path)
+    if key not in _TREES:
+        _TREES[key] = ast.parse(_read_cached(path), filename=str(path))
+    return _TREES[key]
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            row = next(csv.reader(fh), None)
+    except OSError:
+        return None
+    return [c.strip() for c in row] if row else None
+
+
+# --- whole runs --------------------------------------------------------------------------------
+
+
+def validate_paths(paths: Iterable[Path], root: Path) -> ValidationReport:
+    """Validate every manifest under ``paths`` (folders are searched, files taken as they are).
+
+    All problems of all files are collected; nothing stops at the first one.
+    """
+    report = ValidationReport()
+    names: dict[str, Path] = {}
+    for path in discover_manifests(paths):
+        report.files.append(path)
+        try:
+            specs = load_manifest(path, root)
+        except ManifestError as exc:
+            report.problems.extend(_schema_problem(path, text) for text in exc.problems)
+            continue
+        name = specs[0].name
+        if name in names:
+            line = _Locator(path).line(["name"])
+            report.problems.append(Problem(path, line, "name", f"model name {name!r} is already used by {names[name]}", "name"))
+        else:
+            names[name] = path
+        report.problems.extend(check_specs(specs))
+    return report
