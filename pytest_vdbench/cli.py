@@ -284,6 +284,44 @@ def _add_compose(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     comp.set_defaults(func=cmd_compose)
 
 
+def cmd_changed(args: argparse.Namespace) -> int:
+    """Print the models a git change touches, as pytest arguments (--vdbench-model=NAME ...)."""
+    from pytest_vdbench.changed import GitError, changed_files, changed_models
+
+    root: Path = args.root or Path.cwd()
+    try:
+        files = changed_files(root, args.base, working_tree=not args.committed)
+    except GitError as exc:
+        raise CliError(str(exc)) from None
+    names = changed_models(files, _default_suites(args.suite), root)
+    if args.format == "json":
+        print(json.dumps(names))
+    elif args.format == "names":
+        print("\n".join(names))
+    elif names:
+        print(" ".join(f"--vdbench-model={name}" for name in names))
+    return 0
+
+
+def _add_changed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ch = sub.add_parser("changed", help=cmd_changed.__doc__, description=cmd_changed.__doc__)
+    ch.add_argument(
+        "--base", default="origin/main", metavar="REF", help="compare with the merge base of REF. Default: %(default)s"
+    )
+    ch.add_argument(
+        "--suite", action="append", type=Path, metavar="PATH", help="manifest or suite folder (repeatable). Default: model_suites"
+    )
+    ch.add_argument("--committed", action="store_true", help="only committed changes (ignore the working tree)")
+    ch.add_argument(
+        "--format",
+        choices=("args", "names", "json"),
+        default="args",
+        help="args: --vdbench-model=NAME on one line (nothing when no model changed); names: one per line. Default: %(default)s",
+    )
+    ch.add_argument("--root", type=Path, metavar="DIR", help="project root for image.context. Default: the current folder")
+    ch.set_defaults(func=cmd_changed)
+
+
 #: One function per top-level subcommand, each adding its parser; a new command adds one entry.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_images,
@@ -291,6 +329,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]]
     _add_new,
     _add_validate,
     _add_compose,
+    _add_changed,
 ]
 
 
