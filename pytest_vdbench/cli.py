@@ -322,6 +322,46 @@ def _add_changed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ch.set_defaults(func=cmd_changed)
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the manifest schema: the Markdown reference (--markdown) or JSON Schema (--json)."""
+    from pytest_vdbench.manifest import Manifest
+    from pytest_vdbench.schema_doc import manifest_reference, replace_section
+
+    if args.json:
+        print(json.dumps(Manifest.model_json_schema(), indent=2))
+        return 0
+    text = manifest_reference()
+    target: Path | None = args.write or args.check
+    if target is None:
+        print(text, end="")
+        return 0
+    try:
+        current = target.read_text(encoding="utf-8")
+        updated = replace_section(current, text)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{target}: {exc}") from None
+    if args.check:
+        if updated != current:
+            print(f"{target}: the manifest reference is out of date; run `vdbench schema --markdown --write {target}`")
+            return 1
+        print(f"{target}: the manifest reference is up to date")
+        return 0
+    target.write_text(updated, encoding="utf-8")
+    print(f"{target}: manifest reference {'unchanged' if updated == current else 'updated'}")
+    return 0
+
+
+def _add_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sch = sub.add_parser("schema", help=cmd_schema.__doc__, description=cmd_schema.__doc__)
+    kind = sch.add_mutually_exclusive_group()
+    kind.add_argument("--markdown", action="store_true", help="the manifest reference as Markdown (the default)")
+    kind.add_argument("--json", action="store_true", help="the manifest's JSON Schema (for editors)")
+    where = sch.add_mutually_exclusive_group()
+    where.add_argument("--write", type=Path, metavar="FILE", help="replace the generated section of FILE (e.g. CONTRIBUTING.md)")
+    where.add_argument("--check", type=Path, metavar="FILE", help="exit 1 if FILE's generated section is out of date")
+    sch.set_defaults(func=cmd_schema)
+
+
 #: One function per top-level subcommand, each adding its parser; a new command adds one entry.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_images,
@@ -330,6 +370,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]]
     _add_validate,
     _add_compose,
     _add_changed,
+    _add_schema,
 ]
 
 
