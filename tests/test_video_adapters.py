@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_vdbench.adapter import diffusers_kit
 from pytest_vdbench.host import HostInfo, unmet_requirements
 from pytest_vdbench.manifest import load_manifest
 
@@ -63,6 +64,10 @@ def load_module(model: str, module: str) -> ModuleType:
 def adapter_module(model: str) -> ModuleType:
     pytest.importorskip("torch")
     return load_module(model, DIFFUSERS_MODELS[model][0])
+
+
+def adapter_class(model: str) -> Any:
+    return getattr(adapter_module(model), DIFFUSERS_MODELS[model][1])
 
 
 def requirement_pins(path: Path) -> dict[str, str]:
@@ -162,18 +167,18 @@ def test_pika_manifest_requires_the_key_and_skips_without_it(monkeypatch: pytest
 
 @pytest.mark.parametrize("model", DIFFUSERS_MODELS)
 def test_params_are_validated(model: str) -> None:
-    mod = adapter_module(model)
-    seed, p = mod.parse_params("tiny", {"seed": None})
+    mod, cls = adapter_module(model), adapter_class(model)
+    seed, p = cls.parse_params("tiny", {"seed": None})
     assert seed == 0 and p == {**mod.DEFAULTS["tiny"], **{k: float(v) for k, v in p.items() if isinstance(v, float)}}
     with pytest.raises(ValueError, match="unknown params"):
-        mod.parse_params("tiny", {"fps_typo": 3})
+        cls.parse_params("tiny", {"fps_typo": 3})
     with pytest.raises(ValueError, match="positive integer"):
-        mod.parse_params("tiny", {"frames": 2.5})
+        cls.parse_params("tiny", {"frames": 2.5})
     with pytest.raises(ValueError, match="multiples of"):
-        mod.parse_params("full", {"height": 100})
+        cls.parse_params("full", {"height": 100})
     if model in ("cogvideox", "ltx", "wan"):
         with pytest.raises(ValueError, match="k\\+1"):
-            mod.parse_params("tiny", {"frames": 8})
+            cls.parse_params("tiny", {"frames": 8})
 
 
 @pytest.mark.parametrize("model", DIFFUSERS_MODELS)
@@ -202,17 +207,18 @@ def test_adapter_requirements_fit_each_variants_resources(model: str) -> None:
         assert need["memory"] <= r.memory and need["cpus"] <= r.cpus, spec.id
 
 
-@pytest.mark.parametrize("model", DIFFUSERS_MODELS)
-def test_pipeline_output_becomes_canonical_video(model: str) -> None:
+def test_pipeline_output_becomes_canonical_video() -> None:
+    """Every diffusers adapter converts its pipeline's frames with the SDK's ``to_video``."""
     torch = pytest.importorskip("torch")  # the [torch] extra; CI installs it
 
-    mod = adapter_module(model)
+    for model in DIFFUSERS_MODELS:
+        assert issubclass(adapter_class(model), diffusers_kit.DiffusersVideoAdapter), model
     frames = torch.linspace(-0.5, 1.5, 5 * 3 * 4 * 6, dtype=torch.float64).reshape(1, 5, 3, 4, 6)
-    video = mod.to_video(frames)
+    video = diffusers_kit.to_video(frames)
     assert video.dtype == np.float32 and video.shape == (5, 3, 4, 6)
     assert video.min() == 0.0 and video.max() == 1.0 and video.flags.c_contiguous
     with pytest.raises(ValueError, match="frames, channels"):
-        mod.to_video(torch.zeros(1, 5, 4, 6, 3))
+        diffusers_kit.to_video(torch.zeros(1, 5, 4, 6, 3))
 
 
 def test_svd_conditioning_image_is_a_pure_function_of_the_prompt() -> None:
@@ -233,9 +239,10 @@ def test_animatediff_byte_alphabet_is_clip_s() -> None:
 
 def test_t5_vocabularies_match_across_the_shared_stack() -> None:
     """cogvideox, ltx and wan build the same in-memory tokenizer (one vocabulary to reason about)."""
-    words = {model: adapter_module(model).WORDS for model in ("cogvideox", "ltx", "wan")}
-    assert words["cogvideox"] == words["ltx"] == words["wan"]
-    assert len(words["cogvideox"]) == len(set(words["cogvideox"])) and len(words["cogvideox"]) < 900
+    for model in ("cogvideox", "ltx", "wan"):
+        assert adapter_module(model).build_t5_tokenizer is diffusers_kit.build_t5_tokenizer, model
+    words = diffusers_kit.T5_WORDS
+    assert len(words) == len(set(words)) and len(words) < 900
 
 
 # -- Pika: request -> poll -> download against a fake queue API on 127.0.0.1 ---------------------

@@ -33,10 +33,9 @@ import os
 import tempfile
 from typing import Any
 
-import numpy as np
 import torch
 
-from pytest_vdbench.adapter import ModelAdapter
+from pytest_vdbench.adapter.diffusers_kit import DiffusersVideoAdapter, Grid
 
 WEIGHT_SEED = 20230710
 MOTION_REPO = "guoyww/animatediff-motion-adapter-v1-5-2"
@@ -53,10 +52,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "negative_prompt": "bad quality, worse quality",
     },
 }
-#: spatial multiple: the tiny VAE downsamples 2x, SD 1.5's VAE 8x (and its UNet 8x more)
-MULTIPLE = {"tiny": 4, "full": 64}
 #: the motion modules' positional encoding covers this many frames (MotionAdapter's max_seq_length)
 MAX_FRAMES = 32
+_NOTE = " (the motion modules' positional encoding)"
+#: spatial multiple: the tiny VAE downsamples 2x, SD 1.5's VAE 8x (and its UNet 8x more)
+GRIDS = {
+    "tiny": Grid(multiple=4, max_frames=MAX_FRAMES, frames_note=_NOTE),
+    "full": Grid(multiple=64, max_frames=MAX_FRAMES, frames_note=_NOTE),
+}
 
 
 def byte_symbols() -> list[str]:
@@ -92,60 +95,26 @@ def build_clip_tokenizer(directory: str) -> Any:
     return CLIPTokenizer(vocab_path, merges_path, model_max_length=77, clean_up_tokenization_spaces=False)
 
 
-def to_video(frames: Any) -> np.ndarray:
-    """Pipeline output ``[1, F, C, H, W]`` (``output_type="pt"``) -> float32 ``[F, C, H, W]`` in [0, 1]."""
-    video = frames[0] if frames.ndim == 5 else frames
-    video = video.detach().to("cpu", torch.float32) if isinstance(video, torch.Tensor) else torch.as_tensor(video)
-    if video.ndim != 4 or video.shape[1] not in (1, 3):
-        raise ValueError(f"expected [frames, channels, height, width], got {list(video.shape)}")
-    return video.float().clamp(0.0, 1.0).contiguous().numpy()
-
-
-def parse_params(variant: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Validated ``(seed, params)``: unknown names and sizes off the grid are errors; seed None means 0."""
-    params = dict(params)
-    seed = params.pop("seed", None)
-    seed = 0 if seed is None else int(seed)
-    defaults = DEFAULTS[variant]
-    unknown = set(params) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown params {sorted(unknown)}; AnimateDiff accepts seed, {', '.join(defaults)}")
-    p = {**defaults, **params}
-    for key in ("frames", "height", "width", "steps"):
-        if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
-            raise ValueError(f"{key} must be a positive integer, got {p[key]!r}")
-    if p["frames"] > MAX_FRAMES:
-        raise ValueError(f"frames must be at most {MAX_FRAMES} (the motion modules' positional encoding), got {p['frames']}")
-    multiple = MULTIPLE[variant]
-    if p["height"] % multiple or p["width"] % multiple:
-        raise ValueError(f"height and width must be multiples of {multiple}, got {p['height']}x{p['width']}")
-    p["guidance_scale"] = float(p["guidance_scale"])
-    return seed, p
-
-
-class AnimateDiff(ModelAdapter):
+class AnimateDiff(DiffusersVideoAdapter):
     """AnimateDiff through ``diffusers.AnimateDiffPipeline``; ``variant`` is ``tiny`` (CPU) or ``full`` (GPU)."""
 
-    libraries = ("torch", "diffusers", "transformers", "numpy")
+    title = "AnimateDiff"
+    pipeline = "diffusers.AnimateDiffPipeline"
+    defaults = DEFAULTS
+    grids = GRIDS
+    weight_seed = WEIGHT_SEED
+    seeded_components = 4
+    tokenizer = "byte-level CLIPTokenizer from a locally written vocabulary (no merges), 77 tokens"
+    full_weights = "{motion_repo} + {base_repo} (fp16) from the Hugging Face cache"
+    components = ("unet", "vae", "text_encoder")
+    # SD 1.5 UNet + motion modules in fp16, 16 frames at 512x512 with CFG, VAE slicing
+    full_requirements = {"gpus": 1, "gpu_memory": 16 * 1024**3, "memory": 16 * 1024**3, "cpus": 4}
 
     def __init__(self, variant: str = "tiny", motion_repo: str = MOTION_REPO, base_repo: str = BASE_REPO, **options: Any) -> None:
-        if variant not in DEFAULTS:
-            raise ValueError(f"variant must be one of {sorted(DEFAULTS)}, got {variant!r}")
-        if options:
-            raise TypeError(f"unknown options {sorted(options)}; AnimateDiff takes variant, motion_repo, base_repo")
-        super().__init__(variant=variant, motion_repo=motion_repo, base_repo=base_repo)
-        self.variant, self.motion_repo, self.base_repo = variant, motion_repo, base_repo
-        self.pipe: Any = None
-        self.device = "cpu"
-        self.threads = 0
+        super().__init__(variant, options, motion_repo=motion_repo, base_repo=base_repo)
+        self.motion_repo, self.base_repo = motion_repo, base_repo
 
-    def load(self) -> None:
-        self.threads = int(os.environ.get("VDBENCH_THREADS", "1"))
-        torch.set_num_threads(self.threads)
-        self.pipe = self._tiny() if self.variant == "tiny" else self._full()
-        self.pipe.set_progress_bar_config(disable=True)
-
-    def _tiny(self) -> Any:
+    def tiny_pipeline(self) -> Any:
         from diffusers import AnimateDiffPipeline, AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel
         from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -211,11 +180,9 @@ class AnimateDiff(ModelAdapter):
         pipe.unet.eval()  # the UNetMotionModel the pipeline assembled
         return pipe
 
-    def _full(self) -> Any:
+    def full_pipeline(self) -> Any:
         from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
 
-        if not torch.cuda.is_available():
-            raise RuntimeError("the full AnimateDiff variant needs a CUDA GPU (torch.cuda.is_available() is False)")
         adapter = MotionAdapter.from_pretrained(self.motion_repo, torch_dtype=torch.float16, local_files_only=True)
         pipe = AnimateDiffPipeline.from_pretrained(
             self.base_repo, motion_adapter=adapter, torch_dtype=torch.float16, local_files_only=True
@@ -230,47 +197,4 @@ class AnimateDiff(ModelAdapter):
             local_files_only=True,
         )
         pipe.enable_vae_slicing()
-        self.device = "cuda"
-        return pipe.to("cuda")
-
-    def generate(self, prompt: str, **params: Any) -> Any:
-        if self.pipe is None:
-            raise RuntimeError("generate() called before load()")
-        seed, p = parse_params(self.variant, params)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        with torch.inference_mode():
-            out = self.pipe(
-                prompt=prompt,
-                negative_prompt=p["negative_prompt"] if p["guidance_scale"] > 1.0 else None,
-                num_frames=p["frames"],
-                height=p["height"],
-                width=p["width"],
-                num_inference_steps=p["steps"],
-                guidance_scale=p["guidance_scale"],
-                generator=generator,
-                output_type="pt",
-            )
-        return to_video(out.frames)
-
-    def get_requirements(self) -> dict[str, Any]:
-        if self.variant == "tiny":
-            return {"gpus": 0, "gpu_memory": 0, "memory": 1024**3, "cpus": 1}
-        # SD 1.5 UNet + motion modules in fp16, 16 frames at 512x512 with CFG, VAE slicing
-        return {"gpus": 1, "gpu_memory": 16 * 1024**3, "memory": 16 * 1024**3, "cpus": 4}
-
-    def health_check(self) -> bool:
-        return self.pipe is not None
-
-    def metadata(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"variant": self.variant, "pipeline": "diffusers.AnimateDiffPipeline", "threads": self.threads}
-        if self.variant == "tiny":
-            info["weights"] = f"random, torch.manual_seed({WEIGHT_SEED}..{WEIGHT_SEED + 3}); untrained"
-            info["tokenizer"] = "byte-level CLIPTokenizer from a locally written vocabulary (no merges), 77 tokens"
-        else:
-            info["weights"] = f"{self.motion_repo} + {self.base_repo} (fp16) from the Hugging Face cache"
-        if self.pipe is not None:
-            info["parameters"] = {
-                name: sum(p.numel() for p in getattr(self.pipe, name).parameters()) for name in ("unet", "vae", "text_encoder")
-            }
-        info["defaults"] = dict(DEFAULTS[self.variant])
-        return info
+        return pipe

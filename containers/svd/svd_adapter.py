@@ -27,13 +27,13 @@ Output: float32 ``[frames, 3, height, width]`` in [0, 1].
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from pytest_vdbench.adapter import ModelAdapter
+from pytest_vdbench.adapter.diffusers_kit import DiffusersVideoAdapter, Grid
 
 WEIGHT_SEED = 20231121
 FULL_REPO = "stabilityai/stable-video-diffusion-img2vid-xt"
@@ -65,7 +65,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 #: spatial multiple: the tiny VAE downsamples 2x, SVD's VAE 8x
-MULTIPLE = {"tiny": 2, "full": 8}
+GRIDS = {"tiny": Grid(multiple=2), "full": Grid(multiple=8)}
 
 
 def conditioning_image(prompt: str, width: int, height: int) -> Any:
@@ -90,59 +90,43 @@ def conditioning_image(prompt: str, width: int, height: int) -> Any:
     return Image.fromarray((np.clip(img, 0.0, 1.0) * 255).round().astype(np.uint8), mode="RGB")
 
 
-def to_video(frames: Any) -> np.ndarray:
-    """Pipeline output ``[1, F, C, H, W]`` (``output_type="pt"``) -> float32 ``[F, C, H, W]`` in [0, 1]."""
-    video = frames[0] if frames.ndim == 5 else frames
-    video = video.detach().to("cpu", torch.float32) if isinstance(video, torch.Tensor) else torch.as_tensor(video)
-    if video.ndim != 4 or video.shape[1] not in (1, 3):
-        raise ValueError(f"expected [frames, channels, height, width], got {list(video.shape)}")
-    return video.float().clamp(0.0, 1.0).contiguous().numpy()
-
-
-def parse_params(variant: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Validated ``(seed, params)``: unknown names and sizes off the VAE's grid are errors; seed None means 0."""
-    params = dict(params)
-    seed = params.pop("seed", None)
-    seed = 0 if seed is None else int(seed)
-    defaults = DEFAULTS[variant]
-    unknown = set(params) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown params {sorted(unknown)}; SVD accepts seed, {', '.join(defaults)}")
-    p = {**defaults, **params}
-    for key in ("frames", "height", "width", "steps", "fps", "motion_bucket_id", "decode_chunk_size"):
-        if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
-            raise ValueError(f"{key} must be a positive integer, got {p[key]!r}")
-    multiple = MULTIPLE[variant]
-    if p["height"] % multiple or p["width"] % multiple:
-        raise ValueError(f"height and width must be multiples of {multiple}, got {p['height']}x{p['width']}")
-    for key in ("min_guidance_scale", "max_guidance_scale", "noise_aug_strength"):
-        p[key] = float(p[key])
-    return seed, p
-
-
-class StableVideoDiffusion(ModelAdapter):
+class StableVideoDiffusion(DiffusersVideoAdapter):
     """SVD through ``diffusers.StableVideoDiffusionPipeline``; ``variant`` is ``tiny`` (CPU) or ``full`` (GPU)."""
 
     libraries = ("torch", "diffusers", "transformers", "numpy", "PIL")
+    title = "SVD"
+    pipeline = "diffusers.StableVideoDiffusionPipeline"
+    facts = {"conditioning": "image rendered from sha256(prompt): gradient + 3 soft discs (conditioning_image)"}
+    defaults = DEFAULTS
+    grids = GRIDS
+    integer_params = ("frames", "height", "width", "steps", "fps", "motion_bucket_id", "decode_chunk_size")
+    float_params = ("min_guidance_scale", "max_guidance_scale", "noise_aug_strength")
+    weight_seed = WEIGHT_SEED
+    full_weights = "{repo} (fp16 variant) from the Hugging Face cache"
+    components = ("unet", "vae", "image_encoder")
+    # fp16 UNet (1.5B) + CLIP ViT-H image encoder + VAE, 25 frames at 1024x576, decode chunk 8
+    full_requirements = {"gpus": 1, "gpu_memory": 24 * 1024**3, "memory": 32 * 1024**3, "cpus": 4}
 
     def __init__(self, variant: str = "tiny", repo: str = FULL_REPO, **options: Any) -> None:
-        if variant not in DEFAULTS:
-            raise ValueError(f"variant must be one of {sorted(DEFAULTS)}, got {variant!r}")
-        if options:
-            raise TypeError(f"unknown options {sorted(options)}; StableVideoDiffusion takes variant, repo")
-        super().__init__(variant=variant, repo=repo)
-        self.variant, self.repo = variant, repo
-        self.pipe: Any = None
-        self.device = "cpu"
-        self.threads = 0
+        super().__init__(variant, options, repo=repo)
+        self.repo = repo
 
-    def load(self) -> None:
-        self.threads = int(os.environ.get("VDBENCH_THREADS", "1"))
-        torch.set_num_threads(self.threads)
-        self.pipe = self._tiny() if self.variant == "tiny" else self._full()
-        self.pipe.set_progress_bar_config(disable=True)
+    def pipeline_args(self, prompt: str, p: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "image": conditioning_image(prompt, p["width"], p["height"]),
+            "height": p["height"],
+            "width": p["width"],
+            "num_frames": p["frames"],
+            "num_inference_steps": p["steps"],
+            "min_guidance_scale": p["min_guidance_scale"],
+            "max_guidance_scale": p["max_guidance_scale"],
+            "fps": p["fps"],
+            "motion_bucket_id": p["motion_bucket_id"],
+            "noise_aug_strength": p["noise_aug_strength"],
+            "decode_chunk_size": p["decode_chunk_size"],
+        }
 
-    def _tiny(self) -> Any:
+    def tiny_pipeline(self) -> Any:
         from diffusers import (
             AutoencoderKLTemporalDecoder,
             EulerDiscreteScheduler,
@@ -213,64 +197,9 @@ class StableVideoDiffusion(ModelAdapter):
             feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
         )
 
-    def _full(self) -> Any:
+    def full_pipeline(self) -> Any:
         from diffusers import StableVideoDiffusionPipeline
 
-        if not torch.cuda.is_available():
-            raise RuntimeError("the full SVD variant needs a CUDA GPU (torch.cuda.is_available() is False)")
-        pipe = StableVideoDiffusionPipeline.from_pretrained(
+        return StableVideoDiffusionPipeline.from_pretrained(
             self.repo, torch_dtype=torch.float16, variant="fp16", local_files_only=True
         )
-        self.device = "cuda"
-        return pipe.to("cuda")
-
-    def generate(self, prompt: str, **params: Any) -> Any:
-        if self.pipe is None:
-            raise RuntimeError("generate() called before load()")
-        seed, p = parse_params(self.variant, params)
-        image = conditioning_image(prompt, p["width"], p["height"])
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        with torch.inference_mode():
-            out = self.pipe(
-                image,
-                height=p["height"],
-                width=p["width"],
-                num_frames=p["frames"],
-                num_inference_steps=p["steps"],
-                min_guidance_scale=p["min_guidance_scale"],
-                max_guidance_scale=p["max_guidance_scale"],
-                fps=p["fps"],
-                motion_bucket_id=p["motion_bucket_id"],
-                noise_aug_strength=p["noise_aug_strength"],
-                decode_chunk_size=p["decode_chunk_size"],
-                generator=generator,
-                output_type="pt",
-            )
-        return to_video(out.frames)
-
-    def get_requirements(self) -> dict[str, Any]:
-        if self.variant == "tiny":
-            return {"gpus": 0, "gpu_memory": 0, "memory": 1024**3, "cpus": 1}
-        # fp16 UNet (1.5B) + CLIP ViT-H image encoder + VAE, 25 frames at 1024x576, decode chunk 8
-        return {"gpus": 1, "gpu_memory": 24 * 1024**3, "memory": 32 * 1024**3, "cpus": 4}
-
-    def health_check(self) -> bool:
-        return self.pipe is not None
-
-    def metadata(self) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "variant": self.variant,
-            "pipeline": "diffusers.StableVideoDiffusionPipeline",
-            "conditioning": "image rendered from sha256(prompt): gradient + 3 soft discs (conditioning_image)",
-            "threads": self.threads,
-        }
-        if self.variant == "tiny":
-            info["weights"] = f"random, torch.manual_seed({WEIGHT_SEED}..{WEIGHT_SEED + 2}); untrained"
-        else:
-            info["weights"] = f"{self.repo} (fp16 variant) from the Hugging Face cache"
-        if self.pipe is not None:
-            info["parameters"] = {
-                name: sum(p.numel() for p in getattr(self.pipe, name).parameters()) for name in ("unet", "vae", "image_encoder")
-            }
-        info["defaults"] = dict(DEFAULTS[self.variant])
-        return info

@@ -21,14 +21,18 @@ Output: float32 ``[frames, 3, height, width]`` in [0, 1].
 
 from __future__ import annotations
 
-import os
-import string
 from typing import Any
 
-import numpy as np
 import torch
 
-from pytest_vdbench.adapter import ModelAdapter
+from pytest_vdbench.adapter.diffusers_kit import (
+    DiffusersVideoAdapter,
+    Grid,
+    build_t5_encoder,
+    build_t5_tokenizer,
+    t5_tokenizer_note,
+    torch_dtype,
+)
 
 WEIGHT_SEED = 20250226
 TEXT_TOKENS = 32
@@ -45,94 +49,30 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "negative_prompt": "bright colors, overexposed, static, blurred details, subtitles, worst quality, low quality",
     },
 }
-#: (frames step, spatial multiple): Wan's VAE compresses 4x in time, 8x in space, then 2x2 patches
-GRID = {"tiny": (4, 16), "full": (4, 16)}
-
-_WORD_LIST = (
-    "a an the of in on at to and with by from for is are it its this that red orange yellow green blue "
-    "purple pink white black gray grey brown gold silver fox dog cat bird fish horse cow bear lion tiger "
-    "person man woman child people car boat train plane city street road house tree trees flower flowers "
-    "grass field forest mountain mountains hill river lake sea ocean beach wave waves sky cloud clouds sun "
-    "moon star stars rain snow fire water light lights neon night day morning evening sunset sunrise "
-    "running walking flying swimming dancing jumping driving falling slow fast slowly quickly camera "
-    "shot close up wide view aerial over under through across into around big small tall little old "
-    "new beautiful dark bright warm cold"
-)
-WORDS = _WORD_LIST.split()
+#: frames 4k+1 and sizes in multiples of 16: Wan's VAE compresses 4x in time, 8x in space, then 2x2 patches
+_GRID = Grid(multiple=16, frame_step=4)
 
 
-def build_t5_tokenizer() -> Any:
-    """A T5 tokenizer (Unigram, pad id 0, eos id 1, unk id 2) built in memory: no files, no hub.
-
-    Word pieces ("▁word") score higher than single characters, so known words are one token and
-    anything else is spelled out; every id is below the tiny T5 encoder's vocabulary size (1000).
-    """
-    from transformers import T5Tokenizer
-
-    chars = string.ascii_letters + string.digits + string.punctuation
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    vocab += [("\u2581" + w, -1.0 - 0.001 * i) for i, w in enumerate(WORDS)]
-    vocab += [("\u2581" + c, -4.5) for c in chars] + [(c, -5.0) for c in chars]
-    # model_max_length only sets the warning threshold; the pipeline truncates to its max_sequence_length
-    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=4096, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-
-
-def to_video(frames: Any) -> np.ndarray:
-    """Pipeline output ``[1, F, C, H, W]`` (``output_type="pt"``) -> float32 ``[F, C, H, W]`` in [0, 1]."""
-    video = frames[0] if frames.ndim == 5 else frames
-    video = video.detach().to("cpu", torch.float32) if isinstance(video, torch.Tensor) else torch.as_tensor(video)
-    if video.ndim != 4 or video.shape[1] not in (1, 3):
-        raise ValueError(f"expected [frames, channels, height, width], got {list(video.shape)}")
-    return video.float().clamp(0.0, 1.0).contiguous().numpy()
-
-
-def parse_params(variant: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Validated ``(seed, params)``: unknown names and sizes off the model's grid are errors."""
-    params = dict(params)
-    seed = params.pop("seed", None)
-    seed = 0 if seed is None else int(seed)
-    defaults = DEFAULTS[variant]
-    unknown = set(params) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown params {sorted(unknown)}; Wan accepts seed, {', '.join(defaults)}")
-    p = {**defaults, **params}
-    for key in ("frames", "height", "width", "steps"):
-        if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
-            raise ValueError(f"{key} must be a positive integer, got {p[key]!r}")
-    frame_step, multiple = GRID[variant]
-    if (p["frames"] - 1) % frame_step:
-        raise ValueError(f"frames must be {frame_step}k+1, got {p['frames']}")
-    if p["height"] % multiple or p["width"] % multiple:
-        raise ValueError(f"height and width must be multiples of {multiple}, got {p['height']}x{p['width']}")
-    p["guidance_scale"] = float(p["guidance_scale"])
-    return seed, p
-
-
-class Wan(ModelAdapter):
+class Wan(DiffusersVideoAdapter):
     """Wan 2.x through ``diffusers.WanPipeline``; ``variant`` is ``tiny`` (CPU) or ``full`` (GPU)."""
 
-    libraries = ("torch", "diffusers", "transformers", "numpy")
+    title = "Wan"
+    pipeline = "diffusers.WanPipeline"
+    defaults = DEFAULTS
+    grids = {"tiny": _GRID, "full": _GRID}
+    weight_seed = WEIGHT_SEED
+    tokenizer = t5_tokenizer_note(TEXT_TOKENS)
+    max_sequence_length = TEXT_TOKENS
+    # 1.3B transformer + umT5-XXL encoder (bf16) + float32 VAE on the GPU, no offload; the model
+    # card's 8.19 GB needs model offload and the T5 on the CPU
+    full_requirements = {"gpus": 1, "gpu_memory": 24 * 1024**3, "memory": 32 * 1024**3, "cpus": 4}
 
     def __init__(self, variant: str = "tiny", repo: str = FULL_REPO, dtype: str = "bfloat16", **options: Any) -> None:
-        if variant not in DEFAULTS:
-            raise ValueError(f"variant must be one of {sorted(DEFAULTS)}, got {variant!r}")
-        if options:
-            raise TypeError(f"unknown options {sorted(options)}; Wan takes variant, repo, dtype")
-        super().__init__(variant=variant, repo=repo, dtype=dtype)
-        self.variant, self.repo, self.dtype = variant, repo, dtype
-        self.pipe: Any = None
-        self.device = "cpu"
-        self.threads = 0
+        super().__init__(variant, options, repo=repo, dtype=dtype)
+        self.repo, self.dtype = repo, dtype
 
-    def load(self) -> None:
-        self.threads = int(os.environ.get("VDBENCH_THREADS", "1"))
-        torch.set_num_threads(self.threads)
-        self.pipe = self._tiny() if self.variant == "tiny" else self._full()
-        self.pipe.set_progress_bar_config(disable=True)
-
-    def _tiny(self) -> Any:
+    def tiny_pipeline(self) -> Any:
         from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
-        from transformers import T5Config, T5EncoderModel
 
         torch.manual_seed(WEIGHT_SEED)
         vae = AutoencoderKLWan(
@@ -154,9 +94,7 @@ class Wan(ModelAdapter):
             rope_max_seq_len=32,
         )
         torch.manual_seed(WEIGHT_SEED + 2)
-        text_encoder = T5EncoderModel(
-            T5Config(vocab_size=1000, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, dropout_rate=0.0)
-        )
+        text_encoder = build_t5_encoder()
         return WanPipeline(
             tokenizer=build_t5_tokenizer(),
             text_encoder=text_encoder.eval(),
@@ -166,59 +104,9 @@ class Wan(ModelAdapter):
             transformer_2=None,
         )
 
-    def _full(self) -> Any:
+    def full_pipeline(self) -> Any:
         from diffusers import AutoencoderKLWan, WanPipeline
 
-        if not torch.cuda.is_available():
-            raise RuntimeError("the full Wan variant needs a CUDA GPU (torch.cuda.is_available() is False)")
-        dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
+        dtype = torch_dtype(self.dtype)
         vae = AutoencoderKLWan.from_pretrained(self.repo, subfolder="vae", torch_dtype=torch.float32, local_files_only=True)
-        pipe = WanPipeline.from_pretrained(self.repo, vae=vae, torch_dtype=dtype, local_files_only=True)
-        self.device = "cuda"
-        return pipe.to("cuda")
-
-    def generate(self, prompt: str, **params: Any) -> Any:
-        if self.pipe is None:
-            raise RuntimeError("generate() called before load()")
-        seed, p = parse_params(self.variant, params)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        extra = {"max_sequence_length": TEXT_TOKENS} if self.variant == "tiny" else {}
-        with torch.inference_mode():
-            out = self.pipe(
-                prompt=prompt,
-                negative_prompt=p["negative_prompt"] if p["guidance_scale"] > 1.0 else None,
-                num_frames=p["frames"],
-                height=p["height"],
-                width=p["width"],
-                num_inference_steps=p["steps"],
-                guidance_scale=p["guidance_scale"],
-                generator=generator,
-                output_type="pt",
-                **extra,
-            )
-        return to_video(out.frames)
-
-    def get_requirements(self) -> dict[str, Any]:
-        if self.variant == "tiny":
-            return {"gpus": 0, "gpu_memory": 0, "memory": 1024**3, "cpus": 1}
-        # 1.3B transformer + umT5-XXL encoder (bf16) + float32 VAE on the GPU, no offload; the model
-        # card's 8.19 GB needs model offload and the T5 on the CPU
-        return {"gpus": 1, "gpu_memory": 24 * 1024**3, "memory": 32 * 1024**3, "cpus": 4}
-
-    def health_check(self) -> bool:
-        return self.pipe is not None
-
-    def metadata(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"variant": self.variant, "pipeline": "diffusers.WanPipeline", "threads": self.threads}
-        if self.variant == "tiny":
-            info["weights"] = f"random, torch.manual_seed({WEIGHT_SEED}..{WEIGHT_SEED + 2}); untrained"
-            info["tokenizer"] = f"in-memory T5 Unigram tokenizer ({len(WORDS)} words + characters), {TEXT_TOKENS} tokens"
-        else:
-            info["weights"] = f"{self.repo} ({self.dtype}) from the Hugging Face cache"
-        if self.pipe is not None:
-            info["parameters"] = {
-                name: sum(p.numel() for p in getattr(self.pipe, name).parameters())
-                for name in ("transformer", "vae", "text_encoder")
-            }
-        info["defaults"] = dict(DEFAULTS[self.variant])
-        return info
+        return WanPipeline.from_pretrained(self.repo, vae=vae, torch_dtype=dtype, local_files_only=True)
