@@ -285,6 +285,9 @@ def summary_lines(session: VdbenchSession) -> list[str]:
     rows = final_rows(session) if is_controller else collect_rows(session)
     lines = []
     for row in rows:
+        if str(row["status"]).startswith("skipped"):
+            lines.append(f"{row['id']:<24} {row['status']}")
+            continue
         line = (
             f"{row['id']:<24} ready {_fmt_s(row['startup_seconds']):>8}  generate {_fmt_s(row['generate_seconds_median']):>8}  "
             f"peak {format_bytes(row['peak_memory_bytes']):>10}  {headline_quality(row['quality'])}  "
@@ -292,6 +295,7 @@ def summary_lines(session: VdbenchSession) -> list[str]:
         )
         marks = regression_marks(row)
         lines.append(f"{line}  [{marks}]" if marks else line)
+    lines.extend(f"{model:<24} skipped: {reason}" for model, reason in sorted(session.skipped.items()) if is_controller)
     rec = recorder(session)
     if rec is not None and rec.baseline is not None and session.options.compare is not None:
         regressed = regressed_models(rec)

@@ -35,17 +35,20 @@ def _seconds(value: float | None) -> str:
 
 
 def bar_chart(title: str, rows: list[dict[str, Any]], key: str, fmt: str) -> dict[str, Any]:
-    """Bars for one figure per model (models without the figure are listed as n/a)."""
-    values = [(str(r["id"]), r.get(key)) for r in rows]
-    top = max((v for _, v in values if isinstance(v, int | float)), default=0) or 1
-    bars = []
-    for label, value in values:
-        known = isinstance(value, int | float)
-        number = float(value) if isinstance(value, int | float) else 0.0
-        text = (_seconds(number) if fmt == "seconds" else format_bytes(number)) if known else "n/a"
-        width = max(1.0, CHART_WIDTH * number / top) if known else 0.0
-        bars.append({"label": label, "value": value, "text": text, "width": round(width, 1)})
-    return {"title": title, "key": key, "bars": bars, "height": 28 + 24 * len(bars)}
+    """Bars for one figure per model; models without the figure are named in ``missing``."""
+    values = [(str(r["id"]), float(r[key])) for r in rows if isinstance(r.get(key), int | float)]
+    top = max((v for _, v in values), default=0.0) or 1.0
+    bars = [
+        {
+            "label": label,
+            "value": value,
+            "text": _seconds(value) if fmt == "seconds" else format_bytes(value),
+            "width": round(max(1.0, CHART_WIDTH * value / top), 1),
+        }
+        for label, value in values
+    ]
+    missing = [str(r["id"]) for r in rows if not isinstance(r.get(key), int | float)]
+    return {"title": title, "key": key, "bars": bars, "missing": missing, "height": 16 + 24 * len(bars)}
 
 
 def _quality_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -81,6 +84,7 @@ def render_html(doc: dict[str, Any], directory: Path) -> str:
         doc=doc,
         rows=rows,
         comparison=doc.get("comparison"),
+        skipped_rows=[r for r in rows if str(r["status"]).startswith("skipped")],
         charts=charts,
         chart_width=CHART_WIDTH,
         strips=strips,

@@ -108,13 +108,29 @@ def test_a_real_run_writes_json_md_and_html(pytester: pytest.Pytester, write_sui
 
 def test_xdist_workers_ship_failures_logs_and_the_html(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     suite = write_suite(toy_manifest("alpha"), toy_manifest("beta", fault="slow"))
+    # a hand-doctored baseline: alpha used to generate in a nanosecond, VALID
+    fast = {"median": 1e-9, "valid": True, "reason": ""}
+    baseline = {"schema_version": 2, "models": [{"id": "alpha", "timings": {"generate": {"fox": fast}}}]}
+    (pytester.path / "base.json").write_text(json.dumps(baseline))
     result = run(
-        pytester, suite, "-n", "2", "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning", "--vdbench-report=rep"
+        pytester,
+        suite,
+        "-n",
+        "2",
+        "-W",
+        "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
+        "--vdbench-report=rep",
+        "--vdbench-compare=base.json",
+        "--vdbench-min-duration=0",
     )
     result.assert_outcomes(passed=11, failed=1, skipped=2)
-    rows = {r["id"]: r for r in load(pytester.path / "rep" / "report.json")["models"]}
+    doc = load(pytester.path / "rep" / "report.json")
+    rows = {r["id"]: r for r in doc["models"]}
     assert rows["beta"]["failures"][0]["test"] == "test_budget[fox]" and rows["beta"]["log_tail"]
     assert rows["alpha"]["provenance"]["worker"].startswith("gw") and rows["alpha"]["timings"]["generate"]["fox"]["rounds"] == 3
+    assert doc["comparison"]["regressed_models"] == {"alpha": ["generate[fox]"]}  # judged on the controller
+    assert rows["beta"]["comparison"]["note"] == "new: not in the previous report"
+    result.stdout.fnmatch_lines(["alpha *[[]REGRESSED: generate[[]fox[]][]]", "beta *[[]new: not in the previous report[]]"])
     html = (pytester.path / "rep" / "report.html").read_text()
     assert html.count("<svg ") == 3 and html.count("data:image/png;base64,") == 12
 

@@ -47,8 +47,7 @@ def test_strip_of_a_missing_or_broken_file_is_empty(tmp_path: Path) -> None:
     assert frame_strip(tmp_path / "bad.gif") == []
 
 
-def test_bar_chart_scales_to_the_largest_and_marks_missing_values() -> None:
+def test_bar_chart_scales_to_the_largest_and_names_missing_values() -> None:
     chart = bar_chart("t", [{"id": "a", "x": 2.0}, {"id": "b", "x": 0.5}, {"id": "c", "x": None}], "x", "seconds")
-    widths = {bar["label"]: bar["width"] for bar in chart["bars"]}
-    assert widths == {"a": CHART_WIDTH, "b": CHART_WIDTH / 4, "c": 0.0}
-    assert [bar["text"] for bar in chart["bars"]] == ["2.000s", "0.500s", "n/a"]
+    assert {bar["label"]: bar["width"] for bar in chart["bars"]} == {"a": CHART_WIDTH, "b": CHART_WIDTH / 4}
+    assert [bar["text"] for bar in chart["bars"]] == ["2.000s", "0.500s"] and chart["missing"] == ["c"]
