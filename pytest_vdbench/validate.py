@@ -27,6 +27,11 @@ from typing import Any, Literal
 
 import yaml
 
+try:  # libyaml: lines are looked up only for problems, but a suite may have many
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
 from pytest_vdbench.manifest import Case, ManifestError, ModelSpec, discover_manifests, load_manifest
 
 __all__ = [
@@ -118,10 +123,15 @@ class _Locator:
         self._loaded = True
         try:
             text = self.path.read_text(encoding="utf-8")
-            self._node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self._data = yaml.safe_load(text)
+            self._node = yaml.compose(text, Loader=_Loader)
+            self._data = yaml.load(text, Loader=_Loader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             self._node, self._data = None, None
+
+    def top_level(self) -> dict[str, Any]:
+        """The manifest's own mapping, before variants are merged."""
+        self._load()
+        return self._data if isinstance(self._data, dict) else {}
 
     def in_variant(self, variant: str, loc: Sequence[str | int]) -> bool:
         """Whether variant ``variant`` overrides ``loc`` itself."""
@@ -193,19 +203,21 @@ def check_specs(specs: Sequence[ModelSpec], *, collection: bool = False) -> list
         return []
     locator = _Locator(specs[0].path)
     problems: dict[tuple[str, str], Problem] = {}
-    for spec in specs:
-        for loc, code, severity, message in _spec_problems(spec):
-            if collection and code in _COLLECTION_WARNINGS:
-                severity = "warning"
-            full: list[str | int] = list(loc)
-            if spec.variant != "default" and loc and locator.in_variant(spec.variant, loc):
-                full = ["variants", spec.variant, *loc]
-            key = ".".join(str(p) for p in full) or "(top level)"
-            problems.setdefault((key, message), Problem(spec.path, locator.line(full), key, message, code, severity))
+    memo: dict[tuple[Any, ...], list[_Found]] = {}  # variants mostly share their context and adapter
+    found = [(spec, problem) for spec in specs for problem in _spec_problems(spec, memo)]
+    found.extend(_variant_problems(specs, locator))
+    for spec, (loc, code, severity, message) in found:
+        if collection and code in _COLLECTION_WARNINGS:
+            severity = "warning"
+        full: list[str | int] = list(loc)
+        if spec.variant != "default" and loc and locator.in_variant(spec.variant, loc):
+            full = ["variants", spec.variant, *loc]
+        key = ".".join(str(p) for p in full) or "(top level)"
+        problems.setdefault((key, message), Problem(spec.path, locator.line(full), key, message, code, severity))
     return sorted(problems.values(), key=lambda p: p.line or 0)
 
 
-def _spec_problems(spec: ModelSpec) -> Iterator[_Found]:
+def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]]) -> Iterator[_Found]:
     m = spec.manifest
     context = spec.context_dir
     if not context.is_dir():
@@ -217,9 +229,11 @@ def _spec_problems(spec: ModelSpec) -> Iterator[_Found]:
             "root, or to this file when it starts with '.')",
         )
     else:
-        yield from _dockerfile_problems(spec, context)
-        yield from _adapter_problems(spec, context)
-    yield from _variant_problems(spec)
+        m = spec.manifest
+        key = (context, m.image.dockerfile, m.adapter, m.protocol, m.modality, repr([(c.params, c.fit) for c in m.cases]))
+        if key not in memo:
+            memo[key] = [*_dockerfile_problems(spec, context), *_adapter_problems(spec, context)]
+        yield from memo[key]
     yield from _case_problems(spec)
     yield from _budget_problems(spec)
 
@@ -379,37 +393,24 @@ def _methods(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str, a
     return found
 
 
-def _variant_problems(spec: ModelSpec) -> Iterator[_Found]:
-    if spec.variant == "default":
-        return
-    raw_top = _top_level(spec.path)
+def _variant_problems(specs: Sequence[ModelSpec], locator: _Locator) -> Iterator[tuple[ModelSpec, _Found]]:
+    """A variant that changes modality or protocol is another model; only then is the YAML re-read."""
     for key in ("modality", "protocol"):
-        top = raw_top.get(key, "native" if key == "protocol" else None)
-        value = getattr(spec.manifest, key)
-        if top is not None and value != top:
-            yield (
-                [key],
-                "variants",
-                "error",
-                f"variant {spec.variant!r} changes {key} from {top!r} to {value!r}; a different {key} is a different "
-                "model: give it its own manifest",
-            )
-    r = spec.manifest.resources
-    if spec.manifest.requires.gpu and not r.gpus:
-        yield (
-            ["requires", "gpu"],
-            "variants",
-            "warning",
-            "requires.gpu: true but resources.gpus is 0: the host must have a GPU the container never gets",
-        )
-
-
-def _top_level(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(_read_cached(path))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        if len({getattr(s.manifest, key) for s in specs}) < 2:
+            continue
+        top = locator.top_level().get(key, "native" if key == "protocol" else None)
+        for spec in specs:
+            value = getattr(spec.manifest, key)
+            if top is not None and value != top:
+                message = (
+                    f"variant {spec.variant!r} changes {key} from {top!r} to {value!r}; a different {key} is a different "
+                    "model: give it its own manifest"
+                )
+                yield spec, ([key], "variants", "error", message)
+    for spec in specs:
+        if spec.manifest.requires.gpu and not spec.manifest.resources.gpus:
+            message = "requires.gpu: true but resources.gpus is 0: the host must have a GPU the container never gets"
+            yield spec, (["requires", "gpu"], "variants", "warning", message)
 
 
 def _case_problems(spec: ModelSpec) -> Iterator[_Found]:
