@@ -184,14 +184,16 @@ def cmd_new(args: argparse.Namespace) -> int:
 
     root: Path = args.root or Path.cwd()
     try:
-        written = write_scaffold(plan_scaffold(args.name, args.modality, root, args.suite))
+        scaffold = plan_scaffold(args.name, args.modality, root, args.suite)
+        written = write_scaffold(scaffold)
     except ScaffoldError as exc:
         raise CliError(str(exc)) from None
     for path in written:
         print(f"created {_rel(path, Path.cwd())}")
-    manifest = _rel(written[-1] if args.modality == "video" else written[3], Path.cwd())
+    manifest = _rel(scaffold.manifest, Path.cwd())
+    adapter = next(p for p in written if p.suffix == ".py")
     print(
-        f"\nnext: replace the placeholder model in {_rel(written[1], Path.cwd())}, then\n"
+        f"\nnext: replace the placeholder model in {_rel(adapter, Path.cwd())}, then\n"
         f"  vdbench validate {manifest}\n"
         f"  pytest --vdbench --vdbench-model {args.name} --vdbench-runtime process   # seconds, no Docker\n"
         f"  pytest --vdbench --vdbench-model {args.name}                             # in its container"
