@@ -76,17 +76,27 @@ def png_data_uri(frame: np.ndarray[Any, Any]) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def frame_strip(gif: Path, max_frames: int = 8) -> list[str]:
-    """Up to ``max_frames`` evenly spaced frames of a kept GIF as PNG data URIs; [] if unreadable."""
+def frame_strip(gif: Path, max_frames: int = 8, max_side: int = 192) -> list[str]:
+    """Up to ``max_frames`` evenly spaced frames of a kept GIF as PNG data URIs; [] if unreadable.
+
+    Frames larger than ``max_side`` pixels are shrunk (a 720p video would otherwise put megabytes
+    of PNG into report.html); the GIF beside the report keeps the full size.
+    """
     from PIL import Image, ImageSequence
 
     try:
         with Image.open(gif) as image:
-            frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(image)]
+            frames = [f.convert("RGB") for f in ImageSequence.Iterator(image)]
     except (OSError, ValueError):
         return []
     if not frames:
         return []
     count = min(max_frames, len(frames))
     picks = sorted({round(i * (len(frames) - 1) / max(1, count - 1)) for i in range(count)})
-    return [png_data_uri(frames[i]) for i in picks]
+    strip = []
+    for i in picks:
+        frame = frames[i]
+        if max(frame.size) > max_side:
+            frame.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        strip.append(png_data_uri(np.asarray(frame)))
+    return strip

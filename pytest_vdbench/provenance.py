@@ -44,6 +44,8 @@ def _host_summary(session: VdbenchSession) -> dict[str, Any]:
 
 def run_provenance(session: VdbenchSession, run: ModelRun) -> dict[str, Any]:
     """Facts of one model run: image, manifest, cases and seeds, libraries inside the container."""
+    from pytest_benchmark.utils import get_machine_id
+
     spec, build, meta = run.spec, run.build, run.metadata or {}
     extra = dict(build.extra) if build is not None else {}
     workerinput = getattr(session.config, "workerinput", None)
@@ -66,6 +68,7 @@ def run_provenance(session: VdbenchSession, run: ModelRun) -> dict[str, Any]:
         "adapter_platform": meta.get("platform"),
         "adapter_sdk": meta.get("sdk_version") or meta.get("sdk"),
         "host": _host_summary(session),
+        "machine_id": get_machine_id(),  # type: ignore[no-untyped-call]  # pytest-benchmark's id of this machine
         "worker": workerinput["workerid"] if workerinput else "main",
         "plugin_version": pytest_vdbench.__version__,
         "python": platform.python_version(),

@@ -71,7 +71,7 @@ def test_a_real_run_writes_json_md_and_html(pytester: pytest.Pytester, write_sui
     assert prov["variant"] == alpha["variant"] == "default" and prov["runtime"] == "process" and prov["adapter"] == "toy:ToyVideo"
     assert prov["cases"] == [{"id": "fox", "prompt": HOSTILE, "seed": 1, "params": {"frames": 6, "height": 16, "width": 16}}]
     assert "libraries" in prov and prov["adapter_python"] and prov["plugin_version"]
-    assert prov["host"]["cpus"] >= 1 and prov["host"]["cpu_model"]
+    assert prov["host"]["cpus"] >= 1 and prov["host"]["cpu_model"] and prov["machine_id"] == doc["environment"]["machine_id"]
     env = doc["environment"]
     assert (
         env["machine_info"]["node"]

@@ -13,8 +13,8 @@ from pytest_vdbench.media import frame_strip, png_data_uri
 from pytest_vdbench.report_html import CHART_WIDTH, bar_chart
 
 
-def gif(path: Path, frames: int) -> Path:
-    images = [Image.fromarray(np.full((8, 8, 3), 20 * i, dtype=np.uint8)) for i in range(frames)]
+def gif(path: Path, frames: int, size: tuple[int, int] = (8, 8)) -> Path:
+    images = [Image.fromarray(np.full((*size, 3), 20 * i, dtype=np.uint8)) for i in range(frames)]
     images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
     return path
 
@@ -39,6 +39,14 @@ def test_strip_keeps_every_frame_of_a_short_video_in_order(tmp_path: Path) -> No
 def test_strip_spreads_evenly_over_a_long_video(tmp_path: Path) -> None:
     strip = frame_strip(gif(tmp_path / "v.gif", 11), max_frames=3)
     assert [int(decode(u)[0, 0, 0]) for u in strip] == [0, 100, 200]  # first, middle, last
+
+
+def test_strip_shrinks_large_frames_keeping_their_shape(tmp_path: Path) -> None:
+    strip = frame_strip(gif(tmp_path / "v.gif", 2, size=(480, 720)), max_side=192)
+    assert [decode(u).shape for u in strip] == [(128, 192, 3)] * 2
+    assert frame_strip(gif(tmp_path / "s.gif", 2, size=(128, 128)), max_side=192)[0] == png_data_uri(
+        np.zeros((128, 128, 3), np.uint8)
+    )
 
 
 def test_strip_of_a_missing_or_broken_file_is_empty(tmp_path: Path) -> None:
