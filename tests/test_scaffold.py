@@ -146,3 +146,17 @@ def test_refuses_to_overwrite_and_bad_names(pytester: pytest.Pytester, capsys: p
 def test_adapter_names_are_valid_python(name: str, module: str, cls: str) -> None:
     assert adapter_names(name) == (module, cls)
     assert module.isidentifier() and cls.isidentifier()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_scaffold_builds_and_passes_in_its_container(pytester: pytest.Pytester) -> None:
+    """The Docker path of a fresh scaffold: test_build builds the image from the generated Dockerfile."""
+    from conftest import docker_or_skip
+
+    docker_or_skip()
+    assert main(["new", "dockmodel"]) == 0
+    result = pytester.runpytest_subprocess(
+        "--vdbench", "--vdbench-model", "dockmodel", "--vdbench-runtime", "docker", "-p", "no:cacheprovider", "-rfEs"
+    )
+    result.assert_outcomes(passed=11)

@@ -232,3 +232,19 @@ def test_a_module_the_image_may_install_only_warns_at_collection(pytester: pytes
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-p", "no:cacheprovider")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*PytestWarning: suite/m.yaml:3: adapter: warning: adapter module 'toyy' is not in the build*"])
+
+
+def test_warnings_pass_unless_strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.yaml").write_text(
+        f"name: w\nmodality: video\nadapter: toy:ToyVideo\nimage: {{context: {TOY}}}\n"
+        "requires: {gpu: true}\ncases: [{id: c, prompt: p}]\n"
+    )
+    assert main(["validate", "w.yaml"]) == 0
+    out, err = capsys.readouterr()
+    assert out == (
+        "w.yaml:5: requires.gpu: warning: requires.gpu: true but resources.gpus is 0: "
+        "the host must have a GPU the container never gets\n"
+    )
+    assert "0 error(s), 1 warning(s) in 1 manifest(s)" in err
+    assert main(["validate", "w.yaml", "--strict"]) == 1
