@@ -19,6 +19,8 @@ from __future__ import annotations
 import ast
 import csv
 import difflib
+import fnmatch
+import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -254,8 +256,8 @@ _ARG_BASE = re.compile(r"^ARG\s+BASE(\s*=.*)?$", re.IGNORECASE)
 _FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE)
 
 
-def _dockerfile_base_problem(text: str) -> str | None:
-    """None when the Dockerfile takes its base from the BASE build arg (what image.base sets)."""
+def _instructions(text: str) -> list[str]:
+    """A Dockerfile's instructions, comments dropped and continuation lines joined."""
     lines: list[str] = []
     pending = ""
     for raw in text.splitlines():
@@ -267,6 +269,12 @@ def _dockerfile_base_problem(text: str) -> str | None:
             continue
         lines.append(pending + stripped)
         pending = ""
+    return lines
+
+
+def _dockerfile_base_problem(text: str) -> str | None:
+    """None when the Dockerfile takes its base from the BASE build arg (what image.base sets)."""
+    lines = _instructions(text)
     arg_base = False
     for line in lines:
         if _ARG_BASE.match(line):
@@ -320,6 +328,7 @@ def _adapter_problems(spec: ModelSpec, context: Path) -> Iterator[_Found]:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         yield loc, "adapter-class", "error", f"{module.name} defines no class {attr!r}{hint} (classes there: {known})"
         return
+    yield from _copied_problems(spec, context, module)
     if m.protocol != "native":
         return
     methods = _methods(classes[attr], classes)
@@ -353,6 +362,39 @@ def _adapter_problems(spec: ModelSpec, context: Path) -> Iterator[_Found]:
                 f"{attr}.{name}() does not accept {', '.join(missing)} (the harness passes seed and the cases' "
                 f"{source} as keyword arguments); add **params to its signature",
             )
+
+
+_COPY = re.compile(r"^(?:COPY|ADD)\s+(.*)$", re.IGNORECASE)
+
+
+def _copied_problems(spec: ModelSpec, context: Path, module: Path) -> Iterator[_Found]:
+    """The adapter module must reach the image: some COPY/ADD from the context has to include it."""
+    dockerfile = context / spec.manifest.image.dockerfile
+    if not dockerfile.is_file():
+        return  # reported by the Dockerfile check
+    rel = module.relative_to(context).as_posix()
+    for line in _instructions(_read_cached(dockerfile)):
+        match = _COPY.match(line)
+        if not match:
+            continue
+        rest = match.group(1).strip()
+        try:
+            tokens = [str(t) for t in json.loads(rest)] if rest.startswith("[") else rest.split()
+        except ValueError:
+            tokens = rest.split()
+        if any(t.startswith("--from") for t in tokens):
+            continue  # from another stage or image, not from the context
+        for source in [t for t in tokens if not t.startswith("--")][:-1]:
+            src = source.removeprefix("./").rstrip("/")
+            if src in ("", ".", "*") or fnmatch.fnmatchcase(rel, src) or rel.startswith(src + "/"):
+                return
+    yield (
+        ["adapter"],
+        "dockerfile-copy",
+        "warning",
+        f"{dockerfile.name} does not COPY {rel} into the image: the process runtime finds it in the context, "
+        "the container will not (ModuleNotFoundError in test_health); add it to a COPY line",
+    )
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:

@@ -114,6 +114,8 @@ EXPECTED = [
     "bad/e_budgets.yaml:15: expect.budgets.peak_memory: peak_memory budget 1024 MiB is over resources.memory 512 MiB*",
     "bad/e_budgets.yaml:17: expect.quality.flicker: no video metric 'flicker'; did you mean 'temporal_flicker'?*",
     "bad/e_budgets.yaml:18: expect.quality.prompt_sensitivity: case 'c' has no prompt, so prompt_sensitivity cannot be scored",
+    "bad/f_tabular.yaml:3: adapter: warning: Dockerfile does not COPY toy_tabular.py into the image: the process runtime "
+    "finds it in the context, the container will not (ModuleNotFoundError in test_health); add it to a COPY line",
     "bad/f_tabular.yaml:7: cases.0.dataset: case 'missing': dataset */bad/data/none.csv does not exist",
     "bad/f_tabular.yaml:10: cases.1.target: case 'adult': no column 'salary' in adult_like.csv (columns: age, *income)",
     "bad/f_tabular.yaml:13: expect.shape: case 'adult': expect.shape has 7 columns but the dataset has 6",
@@ -140,13 +142,13 @@ def test_every_problem_of_every_file_with_file_and_line(bad_dir: Path, capsys: p
     for pattern in EXPECTED:
         assert any(fnmatch.fnmatchcase(line, pattern) for line in lines), f"{pattern}\nnot in\n{out}"
     assert len(lines) == len(EXPECTED), out
-    assert "15 error(s), 0 warning(s) in 8 manifest(s)" in err
+    assert "15 error(s), 1 warning(s) in 8 manifest(s)" in err
 
 
 def test_json_output_for_ci(bad_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "bad", "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)
-    assert doc["errors"] == len(doc["problems"]) == len(EXPECTED) and doc["warnings"] == 0
+    assert len(doc["problems"]) == len(EXPECTED) and doc["errors"] == len(EXPECTED) - 1 and doc["warnings"] == 1
     assert len(doc["files"]) == len(BAD)
     first = doc["problems"][0]
     assert first == {
@@ -158,6 +160,7 @@ def test_json_output_for_ci(bad_dir: Path, capsys: pytest.CaptureFixture[str]) -
         "severity": "error",
     }
     assert {p["code"] for p in doc["problems"]} >= {"context", "adapter-class", "adapter-module", "budget", "dataset", "name"}
+    assert [p["code"] for p in doc["problems"] if p["severity"] == "warning"] == ["dockerfile-copy"]
 
 
 def test_github_annotations(bad_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,7 +190,7 @@ def test_dockerfile_must_take_its_base_from_the_build_arg(tmp_path: Path, monkey
 def test_adapter_methods_and_signatures(tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\n")
+    (ctx / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nCOPY tab.py /app/\n")
     (ctx / "tab.py").write_text(
         "from pytest_vdbench.adapter import ModelAdapter\n\n"
         "class Base(ModelAdapter):\n    def generate(self, prompt, seed=None, rows=10):\n        pass\n\n"
@@ -248,3 +251,21 @@ def test_warnings_pass_unless_strict(tmp_path: Path, monkeypatch: pytest.MonkeyP
     )
     assert "0 error(s), 1 warning(s) in 1 manifest(s)" in err
     assert main(["validate", "w.yaml", "--strict"]) == 1
+
+
+def test_dockerfile_must_copy_the_adapter_module(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "pkg").mkdir(parents=True)
+    (ctx / "pkg" / "__init__.py").write_text("class M:\n    def generate(self, prompt, **params): ...\n")
+    (tmp_path / "m.yaml").write_text("name: m\nmodality: video\nadapter: pkg:M\nimage: {context: ./ctx}\ncases: [{id: c}]\n")
+    for copy, warned in [
+        ("COPY other.py /app/", True),
+        ("COPY --from=builder /src/pkg /app/pkg", True),
+        ("COPY pkg/ /app/pkg/", False),
+        ('COPY ["pkg", "/app/pkg"]', False),
+        ("COPY . /app/", False),
+        ("ADD --chown=10001 ./pkg /app/pkg", False),
+    ]:
+        (ctx / "Dockerfile").write_text(f"ARG BASE\nFROM ${{BASE}}\n{copy}\n")
+        problems = validate_paths([tmp_path / "m.yaml"], tmp_path).problems
+        assert [p.code for p in problems] == (["dockerfile-copy"] if warned else []), copy
