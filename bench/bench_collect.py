@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -103,6 +104,8 @@ def main() -> None:
         env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
         suite = root / "model_suites" / "gen"
         suite.mkdir(parents=True)
+        # a real build context (collection validates it: Dockerfile, adapter module and class)
+        shutil.copytree(Path(__file__).resolve().parent.parent / "tests" / "adapters", root / "containers" / "toy")
         plain = root / "plain"
         plain.mkdir()
         for i in range(N):
