@@ -20,9 +20,15 @@ def output_problems(output: np.ndarray[Any, Any], expect: Expect) -> list[str]:
         ok = len(want) == output.ndim and all(w is None or w == g for w, g in zip(want, output.shape, strict=False))
         if not ok:
             shown = "[" + ", ".join("*" if w is None else str(w) for w in want) + "]"
-            problems.append(f"shape {list(output.shape)} does not match expect.shape {shown}")
+            problems.append(
+                f"shape {list(output.shape)} does not match expect.shape {shown}; return the layout the manifest "
+                f"declares (video: [frames, channels, height, width]) or correct expect.shape"
+            )
     if expect.dtype is not None and output.dtype.name != expect.dtype:
-        problems.append(f"dtype {output.dtype.name} is not expect.dtype {expect.dtype}")
+        problems.append(
+            f"dtype {output.dtype.name} is not expect.dtype {expect.dtype}; cast the output in generate() "
+            f"(e.g. .astype(np.{expect.dtype})) or correct expect.dtype"
+        )
     if output.size == 0:
         problems.append("output is empty")
         return problems
@@ -30,7 +36,10 @@ def output_problems(output: np.ndarray[Any, Any], expect: Expect) -> list[str]:
     finite = np.isfinite(output) if floating else np.ones(output.shape, dtype=bool)
     if expect.finite and floating and not finite.all():
         nan, inf = int(np.isnan(output).sum()), int(np.isinf(output).sum())
-        problems.append(f"output has {nan} NaN and {inf} inf values out of {output.size}")
+        problems.append(
+            f"output has {nan} NaN and {inf} inf values out of {output.size}; the model diverged (look for "
+            f"fp16 overflow, a division by zero or an untrained/corrupt checkpoint)"
+        )
     if expect.range is not None:
         low, high = expect.range
         values = output[finite] if floating else output
@@ -40,7 +49,8 @@ def output_problems(output: np.ndarray[Any, Any], expect: Expect) -> list[str]:
                 outside = int(((values < low) | (values > high)).sum())
                 problems.append(
                     f"values span [{vmin:.6g}, {vmax:.6g}], outside expect.range [{low:g}, {high:g}] "
-                    f"({outside} of {values.size} values)"
+                    f"({outside} of {values.size} values); scale/clamp the output to expect.range "
+                    f"(video: [0, 1], e.g. (x + 1) / 2 for a [-1, 1] decoder) or correct expect.range"
                 )
     return problems
 
@@ -89,8 +99,22 @@ def requirement_problems(declared: dict[str, Any], resources: Any) -> list[str]:
                 )
             continue
         if value > limit:
-            problems.append(f"adapter needs {key} = {fmt(value)} but the manifest's resources.{key} is {fmt(limit)}")
+            problems.append(
+                f"adapter needs {key} = {fmt(value)} but the manifest's resources.{key} is {fmt(limit)}; "
+                f"raise resources.{key} or lower what get_requirements() declares"
+            )
     return problems
+
+
+#: what a low score of a metric usually means, said with the failure
+_LOW_MEANS = {
+    "dynamic_degree": "the frames barely change: a constant or frozen video",
+    "prompt_sensitivity": "different prompts give the same output: the prompt does not reach the model",
+    "motion_smoothness": "consecutive frames jump: frames out of order or unrelated to each other",
+    "temporal_flicker": "brightness flickers from frame to frame",
+    "column_shapes": "the samples' column distributions are far from the data's",
+    "column_pair_trends": "the samples lose the correlations between columns",
+}
 
 
 def bound_problems(scores: dict[str, float], bounds: dict[str, Bound]) -> list[str]:
@@ -102,7 +126,8 @@ def bound_problems(scores: dict[str, float], bounds: dict[str, Bound]) -> list[s
             continue
         value = scores[name]
         if bound.min is not None and not value >= bound.min:
-            problems.append(f"{name} = {value:.4g} is below expect.quality.{name}.min = {bound.min:g}")
+            means = f" ({_LOW_MEANS[name]})" if name in _LOW_MEANS else ""
+            problems.append(f"{name} = {value:.4g} is below expect.quality.{name}.min = {bound.min:g}{means}")
         if bound.max is not None and not value <= bound.max:
             problems.append(f"{name} = {value:.4g} is above expect.quality.{name}.max = {bound.max:g}")
     return problems
