@@ -7,6 +7,7 @@ codes come from the engine, and no container may remain.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections import defaultdict
 from collections.abc import Callable
@@ -52,6 +53,7 @@ def test_catch_table_in_containers(pytester: pytest.Pytester, write_suite: Calla
         "-p",
         "no:cacheprovider",
         "-rfEs",
+        "--vdbench-report=rep",
         timeout=900,
     )
     expected = {f"zoo-{fault.replace('_', '-')}": {failing} for fault, failing, _ in ZOO}
@@ -67,6 +69,12 @@ def test_catch_table_in_containers(pytester: pytest.Pytester, write_suite: Calla
     result.stdout.fnmatch_lines(["*not ready within the startup timeout of 4s*", "*last container/process logs*"])
     result.stdout.fnmatch_lines(["*generate did not answer within 2s (timeouts.generate)*"])
     result.stdout.fnmatch_lines(["*OOM-killed at limit 512.0 MiB (resources.memory)*"])
+    # the report keeps each broken model's last container logs (read before the container went away)
+    rows = {r["id"]: r for r in json.loads((pytester.path / "rep" / "report.json").read_text())["models"]}
+    assert "weights file is corrupt" in rows["zoo-load-crash"]["log_tail"]
+    assert "upstream returned 503" in rows["zoo-flaky"]["log_tail"]
+    assert rows["zoo-healthy"]["status"] == "ok" and rows["zoo-oom"]["status"] == "OOM-killed"
+    assert "zoo-load-crash" in (pytester.path / "rep" / "report.html").read_text()
     models = subprocess.run(
         ["docker", "ps", "-a", "--filter", "label=org.vdbench.model", "--format", '{{.Label "org.vdbench.model"}}'],
         capture_output=True,
