@@ -445,8 +445,11 @@ def build_image(
 ) -> BuildResult:
     """Build ``plan`` as ``vdbench/<name>:<hash>`` unless that tag exists (then ``cached=True``).
 
-    One build per hash at a time across processes: a file lock in ``lock_dir`` makes xdist workers
-    wait for the one building, then reuse its image. Docker's layer cache applies as usual.
+    One build per content hash across processes and models: a file lock in ``lock_dir`` makes xdist
+    workers wait for the one building, then reuse its image; a model whose inputs hash the same as
+    another's (two models served from one build context, as GANBLR and GANBLR++) gets that image
+    tagged under its own name instead of a build (``org.vdbench.model`` then names the model it was
+    first built for). Docker's layer cache applies as usual.
     """
     tag = plan.tag(name)
     log_path = Path(log_dir) / f"{image_repo(name)}-{plan.short}.log"
@@ -456,7 +459,7 @@ def build_image(
     locks = Path(lock_dir) if lock_dir is not None else default_lock_dir()
     locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(locks / f"image-{plan.short}.lock")):
-        found = _existing(client, tag, log_path)
+        found = _existing(client, tag, log_path) or _same_hash(client, plan, tag, log_path)
         if found is not None:
             return found
         start = time.monotonic()
@@ -477,6 +480,20 @@ def build_image(
             log.line(f"vdbench: built {tag} ({image_id}) in {seconds:.1f}s")
     size = client.images.get(image_id).attrs.get("Size", 0)
     return BuildResult(tag, image_id, int(size or 0), seconds, False, log_path)
+
+
+def _same_hash(client: DockerClient, plan: ImagePlan, tag: str, log_path: Path) -> BuildResult | None:
+    """An image built from the same inputs for another model, tagged ``tag`` too; None if there is none."""
+    for image in client.images.list(filters={"label": f"{HASH_LABEL}={plan.digest}"}):
+        repo, _, version = tag.rpartition(":")
+        image.tag(repo, version)
+        assert image.id is not None
+        source = next((t for t in image.tags if t != tag), image.id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"vdbench: {tag} is {image.id}, already built from the same inputs as {source}\n")
+        return BuildResult(tag, image.id, int(image.attrs.get("Size", 0) or 0), 0.0, True, log_path)
+    return None
 
 
 def _existing(client: DockerClient, tag: str, log_path: Path) -> BuildResult | None:
