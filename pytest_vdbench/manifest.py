@@ -469,7 +469,11 @@ def _line_of(text: str, path: Sequence[str | int]) -> int | None:
         node: yaml.Node | None = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError:
         return None
-    line = 1
+    return node_line(node, path, 1)
+
+
+def node_line(node: yaml.Node | None, path: Sequence[str | int], line: int) -> int:
+    """The 1-based line of ``path`` below the composed YAML ``node`` (``line`` where none of it exists)."""
     for part in path:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:

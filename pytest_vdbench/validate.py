@@ -34,7 +34,7 @@ try:  # libyaml: lines are looked up only for problems, but a suite may have man
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
-from pytest_vdbench.manifest import Case, ManifestError, ModelSpec, discover_manifests, load_manifest
+from pytest_vdbench.manifest import Case, ManifestError, ModelSpec, discover_manifests, load_manifest, node_line
 
 __all__ = [
     "TABULAR_METRICS",
@@ -151,24 +151,9 @@ class _Locator:
     def line(self, loc: Sequence[str | int]) -> int | None:
         """1-based line of ``loc`` (of its deepest part that exists)."""
         self._load()
-        node = self._node
-        if node is None:
+        if self._node is None:
             return None
-        line = node.start_mark.line + 1
-        for part in loc:
-            if isinstance(node, yaml.MappingNode):
-                for key_node, value_node in node.value:
-                    if str(key_node.value) == str(part):
-                        line, node = key_node.start_mark.line + 1, value_node
-                        break
-                else:
-                    return line
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                node = node.value[part]
-                line = node.start_mark.line + 1
-            else:
-                return line
-        return line
+        return node_line(self._node, loc, self._node.start_mark.line + 1)
 
 
 # --- schema problems (from load_manifest) ----------------------------------------------------
