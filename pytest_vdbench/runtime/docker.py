@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -43,7 +44,6 @@ __all__ = ["LABEL_MODEL", "LABEL_RUN", "LABEL_TESTRUN", "DockerInstance", "Docke
 LABEL_RUN = "org.vdbench.run"
 LABEL_MODEL = "org.vdbench.model"
 LABEL_TESTRUN = "org.vdbench.testrun"
-PORT = 8080  # the native adapter server's port (cog: 5000; a manifest's ``port`` overrides)
 SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
 
 
@@ -325,8 +325,6 @@ class DockerInstance:
         usage.running = False
         self._final = usage
         if self.socket_dir is not None:
-            import shutil
-
             shutil.rmtree(self.socket_dir, ignore_errors=True)
         if self.on_stop is not None:
             self.on_stop()
