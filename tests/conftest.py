@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ def docker_or_skip() -> None:
         if os.environ.get("VDBENCH_REQUIRE_DOCKER") == "1":
             pytest.fail(f"VDBENCH_REQUIRE_DOCKER=1 but {reason}")
         pytest.skip(reason)
+
+
+def containers(*models: str) -> list[str]:
+    """Ids of the containers (any state) that carry one of ``models`` as their org.vdbench.model label."""
+    out = subprocess.run(
+        ["docker", "ps", "-a", "--filter", "label=org.vdbench.model", "--format", '{{.ID}} {{.Label "org.vdbench.model"}}'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [cid for cid, _, model in (line.partition(" ") for line in out.splitlines()) if model in models]
 
 
 def toy_manifest(name: str = "toy", fault: str = "none", **overrides: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import docker_or_skip, toy_manifest
+from conftest import containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -25,13 +25,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 @pytest.fixture(autouse=True)
 def _engine() -> None:
     docker_or_skip()
-
-
-def containers(model: str) -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=org.vdbench.model={model}"], capture_output=True, text=True, check=True
-    )
-    return out.stdout.split()
 
 
 def run_docker(pytester: pytest.Pytester, suite: Path, *extra: str) -> pytest.RunResult:

@@ -6,14 +6,13 @@ broken in one way and must fail exactly the test that names the cause. Marked ``
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import ROOT, docker_or_skip
+from conftest import ROOT, containers, docker_or_skip
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -41,21 +40,6 @@ def manifest(name: str, protocol: str, context: str, **overrides: Any) -> dict[s
     }
     doc.update(overrides)
     return doc
-
-
-def containers_of(prefix: str) -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=org.vdbench.model"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    if not out:
-        return []
-    labels = subprocess.run(
-        ["docker", "inspect", "--format", '{{index .Config.Labels "org.vdbench.model"}}', *out],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    return [label for label in labels if label.startswith(prefix)]
 
 
 def test_broken_cog_and_oip_images_fail_the_test_that_names_the_cause(
@@ -123,4 +107,4 @@ def test_broken_cog_and_oip_images_fail_the_test_that_names_the_cause(
     assert "not run: " in out
     failed = result.parseoutcomes().get("failed", 0)
     assert failed == 7, out[-3000:]
-    assert containers_of("pcog-") == [] and containers_of("poip-") == []
+    assert containers(*(p.stem for p in suite.glob("*.yaml"))) == []  # write_suite names files by model

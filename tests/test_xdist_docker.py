@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ADAPTERS, ROOT, docker_or_skip, toy_manifest
+from conftest import ADAPTERS, ROOT, containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -57,10 +56,4 @@ def test_four_workers_build_each_image_once_and_leave_nothing(
     assert len({r["provenance"]["worker"] for r in rows.values()}) >= 2  # really spread over workers
     report_md = (pytester.path / "rep" / "report.md").read_text()
     assert report_md.count("(cached)") >= 2
-    left = subprocess.run(
-        ["docker", "ps", "-a", "--filter", "label=org.vdbench.model", "--format", '{{.Label "org.vdbench.model"}}'],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert [m for m in left if m in {"refvideo", "xd0", "xd1", "xd2"}] == []
+    assert containers("refvideo", "xd0", "xd1", "xd2") == []

@@ -8,7 +8,6 @@ codes come from the engine, and no container may remain.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_conformance import ZOO
 
-from conftest import docker_or_skip, toy_manifest
+from conftest import containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -75,10 +74,4 @@ def test_catch_table_in_containers(pytester: pytest.Pytester, write_suite: Calla
     assert "upstream returned 503" in rows["zoo-flaky"]["log_tail"]
     assert rows["zoo-healthy"]["status"] == "ok" and rows["zoo-oom"]["status"] == "OOM-killed"
     assert "zoo-load-crash" in (pytester.path / "rep" / "report.html").read_text()
-    models = subprocess.run(
-        ["docker", "ps", "-a", "--filter", "label=org.vdbench.model", "--format", '{{.Label "org.vdbench.model"}}'],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert [m for m in models if m.startswith("zoo-")] == [], "containers left behind"
+    assert containers(*(m["name"] for m in manifests)) == [], "containers left behind"
