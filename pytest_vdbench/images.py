@@ -484,16 +484,15 @@ def build_image(
 
 def _same_hash(client: DockerClient, plan: ImagePlan, tag: str, log_path: Path) -> BuildResult | None:
     """An image built from the same inputs for another model, tagged ``tag`` too; None if there is none."""
-    for image in client.images.list(filters={"label": f"{HASH_LABEL}={plan.digest}"}):
-        repo, _, version = tag.rpartition(":")
-        image.tag(repo, version)
-        assert image.id is not None
-        source = next((t for t in image.tags if t != tag), image.id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a", encoding="utf-8") as log:
-            log.write(f"vdbench: {tag} is {image.id}, already built from the same inputs as {source}\n")
-        return BuildResult(tag, image.id, int(image.attrs.get("Size", 0) or 0), 0.0, True, log_path)
-    return None
+    image = next(iter(client.images.list(filters={"label": f"{HASH_LABEL}={plan.digest}"})), None)
+    if image is None or image.id is None:
+        return None
+    repo, _, version = tag.rpartition(":")
+    image.tag(repo, version)
+    source = next((t for t in image.tags if t != tag), image.id)
+    with BuildLog(log_path) as log:
+        log.line(f"vdbench: {tag} is {image.id}, already built from the same inputs as {source}")
+    return BuildResult(tag, image.id, int(image.attrs.get("Size", 0) or 0), 0.0, True, log_path)
 
 
 def _existing(client: DockerClient, tag: str, log_path: Path) -> BuildResult | None:
