@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import toy_manifest  # noqa: E402
-from pytest_vdbench.client import AdapterClient  # noqa: E402
-from pytest_vdbench.images import connect_docker  # noqa: E402
 from pytest_vdbench.manifest import load_manifest  # noqa: E402
+from pytest_vdbench.protocols.native import AdapterClient  # noqa: E402
 from pytest_vdbench.runtime.docker import DockerRuntime, build_model_image  # noqa: E402
+from pytest_vdbench.runtime.images import connect_docker  # noqa: E402
 
 REPEATS = 5
 GENERATIONS = 5

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_vdbench import suite
+from pytest_vdbench.checks import suite
 from pytest_vdbench.manifest import ModelSpec
 
 __all__ = ["ManifestFile", "VariantModule", "nodeid_for"]
@@ -30,7 +30,7 @@ class ManifestFile(pytest.File):
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         # the checks of `vdbench validate` beyond the schema: a problem is this file's collection error
-        from pytest_vdbench.validate import check_specs
+        from pytest_vdbench.manifest.validate import check_specs
 
         problems = check_specs(self.specs, collection=True)
         for problem in problems:

@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_vdbench.client import AdapterError, Generation
+from pytest_vdbench.checks.tabular import TabularData, load_case_data
 from pytest_vdbench.manifest import Case, ModelSpec
 from pytest_vdbench.protocols import ModelClient, client_for
+from pytest_vdbench.protocols.native import AdapterError, Generation
 from pytest_vdbench.runtime import BuildInfo, Instance, ResourceUsage, Runtime, RuntimeUnavailable, StartupError
-from pytest_vdbench.tabular import TabularData, load_case_data
 
 __all__ = ["ModelNotReady", "ModelRun", "ModelUnavailable"]
 

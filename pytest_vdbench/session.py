@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_vdbench.collect import ManifestFile, VariantModule, nodeid_for
-from pytest_vdbench.host import HostInfo, probe_host
 from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
 from pytest_vdbench.options import VdbenchOptions, project_root
 from pytest_vdbench.run import ModelRun
+from pytest_vdbench.runtime.host import HostInfo, probe_host
 
 if TYPE_CHECKING:
     from pytest_vdbench.runtime import BuildInfo, Instance, Runtime
@@ -134,7 +134,7 @@ class VdbenchSession:
         return run
 
     def skip_reason(self, spec: ModelSpec) -> str | None:
-        from pytest_vdbench.host import unmet_requirements
+        from pytest_vdbench.runtime.host import unmet_requirements
 
         runtime = self.runtime
         if isinstance(runtime, _Unavailable):
@@ -190,7 +190,7 @@ class VdbenchSession:
         for run in self.runs.values():
             run.stop()
         if self.options.report_dir is not None:  # every process keeps the videos of its own runs
-            from pytest_vdbench.media import save_videos
+            from pytest_vdbench.report.media import save_videos
 
             for run in self.runs.values():
                 save_videos(run, self.options.report_dir / "media")
@@ -226,7 +226,7 @@ class VdbenchSession:
 
     # -- timings across xdist workers ------------------------------------------------------
     def _finish_timings(self) -> None:
-        from pytest_vdbench.timings import run_records, write_benchmark_json
+        from pytest_vdbench.report.timings import run_records, write_benchmark_json
 
         workerinput = getattr(self.config, "workerinput", None)
         records = run_records(self.runs.values(), workerinput["workerid"] if workerinput else "main")

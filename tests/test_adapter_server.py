@@ -15,7 +15,7 @@ import safetensors.numpy
 
 from pytest_vdbench.adapter import decode_safetensors, encode_safetensors
 from pytest_vdbench.adapter.server import make_server
-from pytest_vdbench.client import AdapterClient, AdapterError
+from pytest_vdbench.protocols.native import AdapterClient, AdapterError
 from pytest_vdbench.runtime import Endpoint
 
 

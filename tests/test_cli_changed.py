@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from pytest_vdbench.cli import main
+from pytest_vdbench.tools.cli import main
 
 
 def git(root: Path, *args: str) -> None:

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from conftest import ADAPTERS, ROOT, toy_manifest
-from pytest_vdbench.cli import main
-from pytest_vdbench.compose import HARDENING
 from pytest_vdbench.manifest import load_manifest
+from pytest_vdbench.tools.cli import main
+from pytest_vdbench.tools.compose import HARDENING
 
 
 def write(path: Path, doc: dict[str, Any]) -> Path:

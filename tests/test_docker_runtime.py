@@ -230,7 +230,7 @@ def test_vdbench_clean_removes_leftovers() -> None:
     ).stdout.strip()
     assert containers("leaktoy") == [cid[:12]]
     out = subprocess.run(
-        [sys.executable, "-m", "pytest_vdbench.cli", "clean", "--run", "leftover"], capture_output=True, text=True
+        [sys.executable, "-m", "pytest_vdbench.tools.cli", "clean", "--run", "leftover"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "removed 1 vdbench container(s)" in out.stdout
     assert containers("leaktoy") == []

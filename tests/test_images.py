@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from docker import DockerClient
 
-from pytest_vdbench.bases import BASES, base_tag, ensure_base, find_recipe, pip_conf, recipe_hash
-from pytest_vdbench.cli import main
-from pytest_vdbench.images import (
+from pytest_vdbench.runtime.bases import BASES, base_tag, ensure_base, find_recipe, pip_conf, recipe_hash
+from pytest_vdbench.runtime.images import (
     BuildResult,
     DockerUnavailable,
     ImageBuildError,
@@ -26,6 +25,7 @@ from pytest_vdbench.images import (
     plan_image,
     write_context_tar,
 )
+from pytest_vdbench.tools.cli import main
 
 FAKE_BASE_ID = "sha256:" + "a" * 64
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vdbench.ledger import DoesNotFit, Inventory, Ledger, Need, ReservationTimeout
+from pytest_vdbench.runtime.ledger import DoesNotFit, Inventory, Ledger, Need, ReservationTimeout
 
 GiB = 2**30
 TWO_GPUS = Inventory(gpus=(("GPU-a", 80 * GiB), ("GPU-b", 24 * GiB)), cpus=16, memory=128 * GiB)

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_vdbench.metrics import Metric, available_metrics, get_metric, register_metric
-from pytest_vdbench.metrics.video import (
+from pytest_vdbench.checks.metrics import Metric, available_metrics, get_metric, register_metric
+from pytest_vdbench.checks.metrics.video import (
     dynamic_degree,
     motion_smoothness,
     prompt_sensitivity,
@@ -208,7 +208,7 @@ def test_registry_has_the_builtins() -> None:
 
 
 def test_a_metric_plugs_in_and_duplicates_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pytest_vdbench.metrics as metrics
+    import pytest_vdbench.checks.metrics as metrics
 
     monkeypatch.setattr(metrics, "_REGISTRY", dict(metrics._REGISTRY))
 

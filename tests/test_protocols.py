@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 from safetensors.numpy import save as save_safetensors
 
-from pytest_vdbench.client import AdapterClient, AdapterError
 from pytest_vdbench.manifest import CogOptions, DeclaredRequirements, Manifest, ManifestError, OipOptions, load_manifest
 from pytest_vdbench.protocols import NotSupported, client_for
 from pytest_vdbench.protocols.cog import CogClient, cog_inputs, cog_readiness, decode_cog_output, setup_seconds
@@ -29,6 +28,7 @@ from pytest_vdbench.protocols.decode import (
     decode_oip_output,
     encode_oip_inputs,
 )
+from pytest_vdbench.protocols.native import AdapterClient, AdapterError
 from pytest_vdbench.protocols.oip import OipClient
 from pytest_vdbench.runtime import Endpoint, StartupError, wait_ready
 

@@ -127,7 +127,7 @@ def test_the_browser_checks_can_fail(tmp_path: Path) -> None:
     """The same checks catch a script error and a blank page (so their passing above means something)."""
     browser = chromium_or_skip()
     profile = tmp_path / "profile"
-    report = Path(__file__).parent.parent / "pytest_vdbench" / "templates" / "report.html.j2"
+    report = Path(__file__).parent.parent / "pytest_vdbench" / "report" / "templates" / "report.html.j2"
     head = report.read_text().split("<style>", 1)[0]  # the real error hook from the template
     broken = tmp_path / "broken.html"
     broken.write_text(head + '</head><body><pre id="script-errors" hidden></pre><script>noSuchFunction();</script></body></html>')

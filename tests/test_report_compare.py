@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_vdbench.compare import compare_rows, load_baseline
 from pytest_vdbench.report import SCHEMA_VERSION
+from pytest_vdbench.report.compare import compare_rows, load_baseline
 
 
 def timing(median: float, valid: bool = True, reason: str = "") -> dict[str, Any]:

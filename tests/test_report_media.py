@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pytest_vdbench.media import frame_strip, png_data_uri
-from pytest_vdbench.report_html import CHART_WIDTH, bar_chart
+from pytest_vdbench.report.html import CHART_WIDTH, bar_chart
+from pytest_vdbench.report.media import frame_strip, png_data_uri
 
 
 def gif(path: Path, frames: int, size: tuple[int, int] = (8, 8)) -> Path:

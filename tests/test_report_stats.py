@@ -1,4 +1,4 @@
-"""Timing statistics (pytest_vdbench.stats) on known answers, and the timed-round selection."""
+"""Timing statistics (pytest_vdbench.report.stats) on known answers, and the timed-round selection."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import statistics
 import numpy as np
 import pytest
 
-from pytest_vdbench.stats import percentile, summarize
-from pytest_vdbench.timings import timed_latencies
+from pytest_vdbench.report.stats import percentile, summarize
+from pytest_vdbench.report.timings import timed_latencies
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pytest_vdbench.host import probe_host
-from pytest_vdbench.resources import find_cgroup, gpu_usage_for_pids
+from pytest_vdbench.runtime.host import probe_host
+from pytest_vdbench.runtime.resources import find_cgroup, gpu_usage_for_pids
 
 
 class NVMLError(Exception):

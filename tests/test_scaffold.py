@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vdbench.cli import main
-from pytest_vdbench.scaffold import ScaffoldError, adapter_names, plan_scaffold
+from pytest_vdbench.tools.cli import main
+from pytest_vdbench.tools.scaffold import ScaffoldError, adapter_names, plan_scaffold
 
 RUN = ("--vdbench-runtime", "process", "-p", "no:cacheprovider", "--benchmark-disable", "-rfEs")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ADAPTERS, ROOT
-from pytest_vdbench.cli import main
-from pytest_vdbench.validate import validate_paths
+from pytest_vdbench.manifest.validate import validate_paths
+from pytest_vdbench.tools.cli import main
 
 TOY = str(ADAPTERS)
 DATA = ROOT / "model_suites" / "tabular" / "data"

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from pytest_vdbench.adapter import diffusers_kit
-from pytest_vdbench.host import HostInfo, unmet_requirements
 from pytest_vdbench.manifest import load_manifest
+from pytest_vdbench.runtime.host import HostInfo, unmet_requirements
 
 ROOT = Path(__file__).parent.parent
 CONTAINERS = ROOT / "containers"

@@ -18,7 +18,7 @@ __all__ = ["ModelClient", "NotSupported", "client_for"]
 
 
 def _native(manifest: Manifest, endpoint: Endpoint, timeout: float) -> ModelClient:
-    from pytest_vdbench.client import AdapterClient
+    from pytest_vdbench.protocols.native import AdapterClient
 
     return AdapterClient(endpoint, timeout=timeout)
 

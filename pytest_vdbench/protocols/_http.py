@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_vdbench.client import AdapterError
+from pytest_vdbench.protocols.native import AdapterError
 from pytest_vdbench.runtime import Endpoint
 
 #: a JSON protocol sends numbers as text and files as base64: its answer may be this many times the

@@ -7,15 +7,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pytest_vdbench.client import AdapterError, Generation
 from pytest_vdbench.manifest import DeclaredRequirements
+from pytest_vdbench.protocols.native import AdapterError, Generation
 from pytest_vdbench.runtime import Endpoint
 
 __all__ = ["ModelClient", "NotSupported", "declared_requirements"]
 
 
 class ModelClient(Protocol):
-    """The calls the generated tests make. ``native`` is :class:`pytest_vdbench.client.AdapterClient`.
+    """The calls the generated tests make. ``native`` is :class:`pytest_vdbench.protocols.native.AdapterClient`.
 
     ``live``/``ready`` return (HTTP-like status, body) and raise OSError while nothing listens;
     ``ready`` answers 200 when ready (body ``setup_seconds`` when the server tells), 503 while

@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
-from pytest_vdbench.host import hf_cache_dir, probe_host
-from pytest_vdbench.ledger import DoesNotFit, Inventory, Ledger, Need, Reservation, ReservationTimeout
 from pytest_vdbench.manifest import Manifest, ModelSpec
 from pytest_vdbench.protocols import client_for
-from pytest_vdbench.resources import CgroupReader, find_cgroup, gpu_usage_for_pids
 from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
+from pytest_vdbench.runtime.host import hf_cache_dir, probe_host
+from pytest_vdbench.runtime.ledger import DoesNotFit, Inventory, Ledger, Need, Reservation, ReservationTimeout
+from pytest_vdbench.runtime.resources import CgroupReader, find_cgroup, gpu_usage_for_pids
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled offline
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")  # never the docker0 gateway
@@ -333,8 +333,8 @@ class DockerInstance:
 
 def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any = None) -> BuildInfo:
     """Bootstrap the model's vdbench base if needed, then build its content-addressed image."""
-    from pytest_vdbench.bases import base_tag, ensure_base, find_recipe
-    from pytest_vdbench.images import ImageBuildError, build_image, plan_image
+    from pytest_vdbench.runtime.bases import base_tag, ensure_base, find_recipe
+    from pytest_vdbench.runtime.images import ImageBuildError, build_image, plan_image
 
     image = spec.manifest.image
     if find_recipe(image.base) is not None:

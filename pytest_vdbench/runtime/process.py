@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from pytest_vdbench.client import AdapterClient
 from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.protocols.native import AdapterClient
 from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
 
 _MISSING_RE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")

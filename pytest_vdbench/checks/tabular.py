@@ -27,7 +27,7 @@ class TabularData:
 
 def load_case_data(spec: ModelSpec, case: Case) -> TabularData:
     """Load ``case.dataset`` (relative to the manifest) and hold out ``case.test_fraction`` of rows."""
-    from pytest_vdbench.datasets import load_table
+    from pytest_vdbench.checks.datasets import load_table
 
     assert case.dataset is not None  # the manifest validator requires it for tabular models
     path = spec.resolve(case.dataset)
@@ -47,7 +47,7 @@ def load_case_data(spec: ModelSpec, case: Case) -> TabularData:
 
 def tabular_scores(run: ModelRun, case: Case, output: np.ndarray[Any, Any]) -> dict[str, float]:
     """Column shapes, pair trends, TSTR vs TRTR, and the same scores for a uniform-random table."""
-    from pytest_vdbench.metrics.tabular import tabular_report, uniform_baseline
+    from pytest_vdbench.checks.metrics.tabular import tabular_report, uniform_baseline
 
     data = run.tabular_data(case)
     synth = np.asarray(output, dtype=np.float64)

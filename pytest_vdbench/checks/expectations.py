@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_vdbench.host import format_bytes
 from pytest_vdbench.manifest import Bound, Expect
+from pytest_vdbench.runtime.host import format_bytes
 
 __all__ = ["bound_problems", "determinism_problems", "output_problems", "requirement_problems"]
 

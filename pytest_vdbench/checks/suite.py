@@ -13,13 +13,13 @@ from typing import Any, NoReturn
 
 import pytest
 
-from pytest_vdbench.client import AdapterError
-from pytest_vdbench.expectations import bound_problems, determinism_problems, output_problems, requirement_problems
-from pytest_vdbench.host import format_bytes
+from pytest_vdbench.checks.expectations import bound_problems, determinism_problems, output_problems, requirement_problems
+from pytest_vdbench.checks.quality import quality_scores
 from pytest_vdbench.manifest import Case
 from pytest_vdbench.protocols import NotSupported
-from pytest_vdbench.quality import quality_scores
+from pytest_vdbench.protocols.native import AdapterError
 from pytest_vdbench.run import ModelNotReady, ModelRun, ModelUnavailable
+from pytest_vdbench.runtime.host import format_bytes
 
 
 def _fail(problems: list[str], run: ModelRun, *, logs: bool = False) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from pytest_vdbench.host import format_bytes
+from pytest_vdbench.runtime.host import format_bytes
 
 __all__ = ["bar_chart", "render_html"]
 
@@ -20,7 +20,7 @@ CHART_WIDTH = 360  # pixels of the longest bar
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("pytest_vdbench", "templates"), autoescape=True, undefined=StrictUndefined)
+    env = Environment(loader=PackageLoader("pytest_vdbench.report", "templates"), autoescape=True, undefined=StrictUndefined)
     env.filters["seconds"] = _seconds
     env.filters["bytes"] = format_bytes
     env.filters["score"] = lambda v: "n/a" if v is None else f"{v:.4g}"
@@ -63,8 +63,8 @@ def _quality_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str
 
 def render_html(doc: dict[str, Any], directory: Path) -> str:
     """The page for a report document; frames come from ``directory/media``."""
-    from pytest_vdbench.media import frame_strip
     from pytest_vdbench.report import headline_quality, regression_marks, verdict
+    from pytest_vdbench.report.media import frame_strip
 
     rows: list[dict[str, Any]] = [{"comparison": None, **r} for r in doc["models"]]
     strips = []

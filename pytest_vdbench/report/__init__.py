@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_vdbench.host import format_bytes
-from pytest_vdbench.stats import summarize
-from pytest_vdbench.timings import timed_latencies
+from pytest_vdbench.report.stats import summarize
+from pytest_vdbench.report.timings import timed_latencies
+from pytest_vdbench.runtime.host import format_bytes
 
 if TYPE_CHECKING:
-    from pytest_vdbench.compare import ModelComparison
+    from pytest_vdbench.report.compare import ModelComparison
     from pytest_vdbench.run import ModelRun
     from pytest_vdbench.session import VdbenchSession
 
@@ -50,7 +50,7 @@ class ReportRecorder:
         self.rows: list[dict[str, Any]] | None = None  # the controller's final rows, once computed
         options = session.options
         if options.compare is not None and not hasattr(session.config, "workerinput"):
-            from pytest_vdbench.compare import load_baseline
+            from pytest_vdbench.report.compare import load_baseline
 
             self.baseline = load_baseline(options.compare, SCHEMA_VERSION)
         session.config.stash[RECORDER_KEY] = self
@@ -140,7 +140,7 @@ def _case_stats(run: ModelRun, opts: dict[str, Any]) -> tuple[dict[str, Any], di
 
 
 def _row(session: VdbenchSession, run_id: str, run: ModelRun, rec: ReportRecorder | None) -> dict[str, Any]:
-    from pytest_vdbench.provenance import run_provenance
+    from pytest_vdbench.report.provenance import run_provenance
 
     opts: dict[str, Any] = {"min_rounds": session.options.min_rounds, "min_duration": session.options.min_duration}
     usage = run.usage()
@@ -229,7 +229,7 @@ def final_rows(session: VdbenchSession) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads(json.dumps(collect_rows(session), default=str))  # plain JSON, like shipped rows
     if rec is not None:
         if rec.baseline is not None:
-            from pytest_vdbench.compare import compare_rows
+            from pytest_vdbench.report.compare import compare_rows
 
             rec.comparison = compare_rows(rec.baseline["models"], rows, session.options.regression_threshold)
             for row in rows:
@@ -320,7 +320,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def report_document(session: VdbenchSession) -> dict[str, Any]:
     """The report.json document (schema ``SCHEMA_VERSION``, documented in the README)."""
-    from pytest_vdbench.provenance import environment
+    from pytest_vdbench.report.provenance import environment
 
     rows = final_rows(session)
     host = session.host
@@ -438,7 +438,7 @@ def _fmt_value(kind: str, value: float) -> str:
 
 def write_reports(session: VdbenchSession, directory: Path) -> None:
     """Write report.json (versioned schema), report.md (the seed-004 table) and report.html atomically."""
-    from pytest_vdbench.report_html import render_html
+    from pytest_vdbench.report.html import render_html
 
     directory.mkdir(parents=True, exist_ok=True)
     doc = report_document(session)

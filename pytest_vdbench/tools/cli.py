@@ -11,9 +11,9 @@ from pathlib import Path
 
 from docker import DockerClient
 
-from pytest_vdbench.bases import BASE_LABEL, BASES, ensure_base
-from pytest_vdbench.images import KIND_LABEL, MODEL_LABEL, DockerUnavailable, ImageBuildError, connect_docker
 from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.runtime.bases import BASE_LABEL, BASES, ensure_base
+from pytest_vdbench.runtime.images import KIND_LABEL, MODEL_LABEL, DockerUnavailable, ImageBuildError, connect_docker
 
 __all__ = ["build_parser", "main"]
 
@@ -133,7 +133,7 @@ def _default_suites(paths: list[Path] | None) -> list[Path]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Lint manifests and their build contexts without Docker (schema, files, adapter, budgets)."""
-    from pytest_vdbench.validate import validate_paths
+    from pytest_vdbench.manifest.validate import validate_paths
 
     cwd = Path.cwd()
     report = validate_paths(_default_suites(args.paths), args.root or cwd)
@@ -180,7 +180,7 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def cmd_new(args: argparse.Namespace) -> int:
     """Scaffold a model: containers/NAME/ (Dockerfile, adapter, requirements) and its manifest."""
-    from pytest_vdbench.scaffold import ScaffoldError, plan_scaffold, write_scaffold
+    from pytest_vdbench.tools.scaffold import ScaffoldError, plan_scaffold, write_scaffold
 
     root: Path = args.root or Path.cwd()
     try:
@@ -222,7 +222,7 @@ def _load_specs(paths: list[Path], root: Path, models: list[str] | None = None) 
     import fnmatch
 
     from pytest_vdbench.manifest import discover_manifests, load_manifest
-    from pytest_vdbench.validate import validate_paths
+    from pytest_vdbench.manifest.validate import validate_paths
 
     report = validate_paths(paths, root)
     if report.errors:
@@ -240,7 +240,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     """Write a docker-compose.yml with one service per model variant (limits, ports, GPUs, hardening)."""
     import yaml
 
-    from pytest_vdbench.compose import compose_document, stage_sdk
+    from pytest_vdbench.tools.compose import compose_document, stage_sdk
 
     root: Path = args.root or Path.cwd()
     specs = _load_specs(_default_suites(args.suite), root, args.model)
@@ -288,7 +288,7 @@ def _add_compose(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def cmd_changed(args: argparse.Namespace) -> int:
     """Print the models a git change touches, as pytest arguments (--vdbench-model=NAME ...)."""
-    from pytest_vdbench.changed import GitError, changed_files, changed_models
+    from pytest_vdbench.tools.changed import GitError, changed_files, changed_models
 
     root: Path = args.root or Path.cwd()
     try:
@@ -327,7 +327,7 @@ def _add_changed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the manifest schema: the Markdown reference (--markdown) or JSON Schema (--json)."""
     from pytest_vdbench.manifest import Manifest
-    from pytest_vdbench.schema_doc import manifest_reference, replace_section
+    from pytest_vdbench.manifest.schema_doc import manifest_reference, replace_section
 
     if args.json:
         print(json.dumps(Manifest.model_json_schema(), indent=2))

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_vdbench.images import SDK_DIR, image_repo, sdk_files
 from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.runtime.images import SDK_DIR, image_repo, sdk_files
 
 __all__ = ["COMPOSE_TAG", "HARDENING", "compose_document", "service_for", "stage_sdk"]
 
@@ -69,7 +69,7 @@ def _healthcheck(spec: ModelSpec, port: int, sandbox: bool) -> dict[str, Any]:
 
 def service_for(spec: ModelSpec, out_dir: Path, host_port: int | None, *, sandbox: bool = False) -> dict[str, Any]:
     """The compose service of one (model, variant); paths are relative to ``out_dir``."""
-    from pytest_vdbench.bases import base_tag
+    from pytest_vdbench.runtime.bases import base_tag
     from pytest_vdbench.runtime.docker import server_command, server_env
 
     m = spec.manifest

@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING
 import docker.errors
 from filelock import FileLock
 
-from pytest_vdbench.images import KIND_LABEL, BuildLog, ImageBuildError, default_lock_dir, docker_build
+from pytest_vdbench.runtime.images import KIND_LABEL, BuildLog, ImageBuildError, default_lock_dir, docker_build
 
 if TYPE_CHECKING:
     from docker import DockerClient

@@ -21,7 +21,7 @@ __all__ = ["frame_strip", "png_data_uri", "save_videos", "to_frames"]
 
 def to_frames(video: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Canonical video (float [F, C, H, W] in [0, 1] or uint8 [F, H, W, C]) -> uint8 [F, H, W, 3]."""
-    from pytest_vdbench.metrics.video import to_canonical
+    from pytest_vdbench.checks.metrics.video import to_canonical
 
     v = to_canonical(video)[:, :3]
     if v.shape[1] == 1:

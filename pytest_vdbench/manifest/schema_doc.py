@@ -141,7 +141,7 @@ def manifest_reference() -> str:
     todo: list[tuple[type[BaseModel], str]] = [(Manifest, "")]
     _PLACES[Manifest.__name__] = "top"
     out = [
-        "Generated from the pydantic schema in `pytest_vdbench/manifest.py` by `vdbench schema --markdown`; do not edit",
+        "Generated from the pydantic schema in `pytest_vdbench/manifest/__init__.py` by `vdbench schema --markdown`; do not edit",
         "by hand. Sizes take docker units (`512m`, `2g`, `1.5GiB`), durations `30s`, `5m`, `250ms`. Unknown keys",
         "are errors. `variants` maps a variant name to overrides deep-merged over the top level (lists are replaced",
         "whole; `name` and `variants` cannot be overridden).",

@@ -22,13 +22,13 @@ def contrast_prompt(prompt: str) -> str:
 def quality_scores(run: ModelRun, case: Case, output: np.ndarray[Any, Any]) -> dict[str, float]:
     """Metric name -> score for ``output``; may call the model again (prompt sensitivity)."""
     if run.spec.manifest.modality == "video":
-        from pytest_vdbench.metrics.video import prompt_sensitivity, video_report
+        from pytest_vdbench.checks.metrics.video import prompt_sensitivity, video_report
 
         scores = dict(video_report(output))
         if case.prompt:
             other = run.client.generate(contrast_prompt(case.prompt), seed=case.seed, params=case.params).output
             scores["prompt_sensitivity"] = float(prompt_sensitivity(output, other))
         return scores
-    from pytest_vdbench.tabular import tabular_scores
+    from pytest_vdbench.checks.tabular import tabular_scores
 
     return tabular_scores(run, case, output)

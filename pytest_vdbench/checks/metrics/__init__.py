@@ -98,7 +98,7 @@ class _Paired:
 
 
 def _register_builtins() -> None:
-    from pytest_vdbench.metrics import video
+    from pytest_vdbench.checks.metrics import video
 
     for fn in (video.temporal_flicker, video.motion_smoothness, video.dynamic_degree, video.sharpness):
         register_metric(_Single(fn.__name__, fn))

@@ -1,0 +1,1 @@
+"""Contributor tools behind the ``vdbench`` command: new, validate, compose, changed, schema."""
