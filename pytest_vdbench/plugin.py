@@ -15,6 +15,7 @@ from pytest_vdbench.fixtures import (  # noqa: F401 - fixtures are registered by
     vdbench_session,
 )
 from pytest_vdbench.options import VdbenchOptions, addoption
+from pytest_vdbench.report import ReportRecorder
 from pytest_vdbench.session import SESSION_KEY, VdbenchSession
 
 
@@ -38,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = VdbenchSession(config, options)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "vdbench-session")
+    config.pluginmanager.register(ReportRecorder(session), "vdbench-report")
 
 
 @pytest.hookimpl(optionalhook=True)

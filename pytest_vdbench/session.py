@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import shutil
 import signal
 import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -74,8 +73,6 @@ class VdbenchSession:
         self.specs = [s for specs in self.specs_by_path.values() for s in specs]
         self.runs: dict[str, ModelRun] = {}
         self.budget_selected: dict[str, set[str]] = {}
-        self.timing_records: list[dict[str, Any]] = []
-        self.worker_rows: list[dict[str, Any]] = []  # report rows shipped by xdist workers
         self.skipped: dict[str, str] = {}  # model id -> why this host cannot run it
         self._runtime: Runtime | None = None
         self._host: HostInfo | None = None
@@ -84,9 +81,6 @@ class VdbenchSession:
         workerinput = getattr(config, "workerinput", None)
         #: one id for the whole run, shared by xdist workers (containers carry it as a label)
         self.testrun: str = workerinput["vdbench_testrun"] if workerinput else uuid.uuid4().hex[:12]
-        from pytest_vdbench.report import ReportRecorder  # failures, log tails, --vdbench-compare
-
-        config.pluginmanager.register(ReportRecorder(self), "vdbench-report")
         _sigterm_interrupts()
 
     # -- state -----------------------------------------------------------------------------
@@ -189,21 +183,11 @@ class VdbenchSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         for run in self.runs.values():
             run.stop()
-        if self.options.report_dir is not None:  # every process keeps the videos of its own runs
-            from pytest_vdbench.report.media import save_videos
-
-            for run in self.runs.values():
-                save_videos(run, self.options.report_dir / "media")
         if self._runtime is not None:
             self._runtime.close()
-        self._finish_timings()
         self._sweep_crashed_workers()
         if session.testsfailed == 0:  # logs of a failing run stay for the user (path in the summary)
             shutil.rmtree(self.work_dir, ignore_errors=True)
-        if self.options.report_dir is not None and not hasattr(self.config, "workerinput"):  # the controller writes
-            from pytest_vdbench.report import write_reports
-
-            write_reports(self, self.options.report_dir)
 
     def _sweep_crashed_workers(self) -> None:
         """xdist controller: remove containers of workers that died before their own cleanup."""
@@ -223,43 +207,6 @@ class VdbenchSession:
                 client.close()
             if removed:
                 self._notice(f"vdbench: removed {removed} container(s) left by crashed xdist worker(s)")
-
-    # -- timings across xdist workers ------------------------------------------------------
-    def _finish_timings(self) -> None:
-        from pytest_vdbench.report.timings import run_records, write_benchmark_json
-
-        workerinput = getattr(self.config, "workerinput", None)
-        records = run_records(self.runs.values(), workerinput["workerid"] if workerinput else "main")
-        if workerinput is not None:
-            from pytest_vdbench.report import collect_rows
-
-            self.config.workeroutput["vdbench_timings"] = records  # type: ignore[attr-defined]
-            output = self.config.workeroutput  # type: ignore[attr-defined]
-            output["vdbench_rows"] = json.loads(json.dumps(collect_rows(self), default=str))
-            output["vdbench_skipped"] = dict(self.skipped)
-            return
-        self.timing_records.extend(records)
-        if self.options.benchmark_json is not None:
-            write_benchmark_json(self.options.benchmark_json, self.timing_records)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        """xdist controller: collect a finished worker's timings."""
-        output = getattr(node, "workeroutput", {})
-        self.timing_records.extend(output.get("vdbench_timings", []))
-        self.worker_rows.extend(output.get("vdbench_rows", []))
-        self.skipped.update(output.get("vdbench_skipped", {}))
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        from pytest_vdbench.report import summary_lines
-
-        lines = [*self.notices, *summary_lines(self)]
-        if self.work_dir.exists() and terminalreporter.stats.get("failed"):
-            lines.append(f"vdbench: build and process logs kept in {self.work_dir}")
-        if lines:
-            terminalreporter.write_sep("=", "vdbench summary")
-            for line in lines:
-                terminalreporter.write_line(line)
 
 
 def _sigterm_interrupts() -> None:

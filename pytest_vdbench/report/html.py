@@ -63,7 +63,7 @@ def _quality_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str
 
 def render_html(doc: dict[str, Any], directory: Path) -> str:
     """The page for a report document; frames come from ``directory/media``."""
-    from pytest_vdbench.report import headline_quality, regression_marks, verdict
+    from pytest_vdbench.report.format import headline_quality, regression_marks, verdict
     from pytest_vdbench.report.media import frame_strip
 
     rows: list[dict[str, Any]] = [{"comparison": None, **r} for r in doc["models"]]

@@ -1,0 +1,71 @@
+"""report.json (the versioned document everything else renders) and the three files, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_vdbench.report.recorder import SCHEMA_VERSION, final_rows, recorder, regressed_models
+
+if TYPE_CHECKING:
+    from pytest_vdbench.session import VdbenchSession
+
+__all__ = ["report_document", "write_reports"]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the report from a CI artifact server
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def report_document(session: VdbenchSession) -> dict[str, Any]:
+    """The report.json document (schema ``SCHEMA_VERSION``, documented in the README)."""
+    from pytest_vdbench.report.provenance import environment
+
+    rows = final_rows(session)
+    host = session.host
+    rec = recorder(session)
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "host": {
+            "cpus": host.cpus,
+            "memory_bytes": host.memory_total,
+            "gpus": [g.__dict__ for g in host.gpus],
+            "driver": host.driver,
+        },
+        "environment": environment(session),
+        "statistics": {
+            "min_rounds": session.options.min_rounds,
+            "min_duration_seconds": session.options.min_duration,
+            "warmup": "each case's warmup rounds run first and are excluded; every later generation of the case is timed",
+        },
+        "models": rows,
+        "skipped": dict(sorted(session.skipped.items())),
+    }
+    if rec is not None and rec.baseline is not None and rec.comparison is not None:
+        doc["comparison"] = {
+            "baseline": str(session.options.compare),
+            "baseline_testrun": (rec.baseline.get("environment") or {}).get("testrun"),
+            "threshold": session.options.regression_threshold,
+            "regressed_models": regressed_models(rec),
+            "gone": sorted(m for m, c in rec.comparison.items() if c.note.startswith("gone")),
+        }
+    return doc
+
+
+def write_reports(session: VdbenchSession, directory: Path) -> None:
+    """Write report.json (versioned schema), report.md (the seed-004 table) and report.html atomically."""
+    from pytest_vdbench.report.html import render_html
+    from pytest_vdbench.report.markdown import markdown
+
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = report_document(session)
+    _atomic_write(directory / "report.json", json.dumps(doc, indent=2, default=str))
+    _atomic_write(directory / "report.md", markdown(doc))
+    _atomic_write(directory / "report.html", render_html(doc, directory))

@@ -1,0 +1,92 @@
+"""report.md: the seed-004 table plus timing statistics, failures and the comparison."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_vdbench.report.format import fmt_seconds, fmt_value, headline_quality, md_cell, regression_marks, verdict
+from pytest_vdbench.runtime.host import format_bytes
+
+__all__ = ["markdown"]
+
+_HEADER = [
+    "| Model | Build | Image size | Startup | Peak memory | CPU | Execution (fit + generate) | p90 | Timing | Quality | Status |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def _table_row(r: dict[str, Any]) -> str:
+    cpu = "n/a" if r["cpu_percent"] is None else f"{r['cpu_percent']:.0f}%"
+    build = fmt_seconds(r["build_seconds"]) + (" (cached)" if r["build_cached"] else "")
+    execution = fmt_seconds(r["generate_seconds_median"])
+    if r.get("fit_seconds") is not None:
+        execution = f"{fmt_seconds(r['fit_seconds'])} + {execution}"
+    status = r["status"]
+    marks = regression_marks(r)
+    if marks:
+        status += f" ({marks})"
+    cells = [
+        r["id"],
+        build,
+        format_bytes(r["image_size_bytes"]),
+        fmt_seconds(r["startup_seconds"]),
+        format_bytes(r["peak_memory_bytes"]),
+        cpu,
+        execution,
+        fmt_seconds(r.get("generate_seconds_p90")),
+        verdict(r),
+        headline_quality(r["quality"]),
+        status,
+    ]
+    return "| " + " | ".join(md_cell(c) for c in cells) + " |"
+
+
+def _comparison(doc: dict[str, Any]) -> list[str]:
+    comparison = doc.get("comparison")
+    if not comparison:
+        return []
+    out = ["", f"## Comparison with `{comparison['baseline']}` (threshold {comparison['threshold']:.0%})", ""]
+    out += ["| Model | Figure | Before | After | Change | |", "|---|---|---|---|---|---|"]
+    for r in doc["models"]:
+        comp = r.get("comparison") or {}
+        if comp.get("note") and not comp.get("deltas"):
+            out.append(f"| {md_cell(r['id'])} | | | | | {md_cell(comp['note'])} |")
+        for d in comp.get("deltas", []):
+            flag = "**REGRESSION**" if d["regression"] else d["note"]
+            out.append(
+                f"| {md_cell(r['id'])} | {md_cell(d['metric'])} | {fmt_value(d['kind'], d['before'])} "
+                f"| {fmt_value(d['kind'], d['after'])} | {d['change']:+.1%} | {md_cell(flag)} |"
+            )
+    out += [f"| {md_cell(model)} | | | | | gone: in the previous report only |" for model in comparison["gone"]]
+    return out
+
+
+def _failures(rows: list[dict[str, Any]]) -> list[str]:
+    failed = [r for r in rows if r.get("failures")]
+    if not failed:
+        return []
+    out = ["", "## Failures", ""]
+    for r in failed:
+        for f in r["failures"]:
+            first = f["message"].splitlines()[0] if f["message"] else ""
+            out.append(f"- **{md_cell(r['id'])}** `{f['test']}`: {md_cell(first)}")
+    return out
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The whole report.md for one report.json document."""
+    rows = doc["models"]
+    out = ["# vdbench report", "", *_HEADER, *(_table_row(r) for r in rows)]
+    out += [f"| {md_cell(model)} | | | | | | | | | | skipped: {md_cell(why)} |" for model, why in doc["skipped"].items()]
+    stats = doc["statistics"]
+    out += [
+        "",
+        f"Timings: median of the timed rounds (warmup excluded); VALID needs ≥ {stats['min_rounds']} rounds "
+        f"and ≥ {stats['min_duration_seconds']:g}s in total.",
+    ]
+    invalid = [(r["id"], r["timing_reason"]) for r in rows if verdict(r) == "INVALID"]
+    if invalid:
+        out += ["", "## INVALID timings", ""] + [f"- **{md_cell(m)}**: {md_cell(reason)}" for m, reason in invalid]
+    out += _comparison(doc)
+    out += _failures(rows)
+    return "\n".join(out) + "\n"

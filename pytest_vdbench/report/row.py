@@ -1,0 +1,186 @@
+"""One typed row per model run: what report.json, report.md, report.html and the comparison read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from pytest_vdbench.report.stats import summarize
+from pytest_vdbench.report.timings import timed_latencies
+
+if TYPE_CHECKING:
+    from pytest_vdbench.report.recorder import ReportRecorder
+    from pytest_vdbench.run import ModelRun
+    from pytest_vdbench.runtime import BuildInfo, ResourceUsage
+    from pytest_vdbench.session import VdbenchSession
+
+__all__ = ["ReportRow", "build_row"]
+
+
+class ReportRow(TypedDict, total=False):
+    """A model variant's row (report.json ``models[]``; documented field by field in the README)."""
+
+    model: str
+    variant: str
+    id: str
+    modality: str
+    runtime: str
+    manifest: str
+    manifest_sha256: str
+    image: str | None
+    image_id: str | None
+    image_size_bytes: int | None
+    build_seconds: float | None
+    build_cached: bool | None
+    startup_seconds: float | None
+    generate_seconds_median: float | None
+    generate_seconds_p90: float | None
+    generate_case: str | None
+    fit_seconds: float | None
+    timings: dict[str, Any]
+    timing_valid: bool
+    timing_reason: str
+    peak_memory_bytes: int | None
+    mean_memory_bytes: int | None
+    cpu_percent: float | None
+    oom_killed: bool | None
+    quality: dict[str, float]
+    quality_by_case: dict[str, dict[str, float]]
+    metadata: dict[str, Any] | None
+    status: str
+    errors: list[str]
+    failures: list[dict[str, str]]
+    outcomes: dict[str, int]
+    log_tail: str
+    media: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    comparison: dict[str, Any]
+
+
+def _case_stats(run: ModelRun, opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Statistics of each case's timed generation rounds (warmup excluded) and of its fit."""
+    m = run.spec.manifest
+    generate: dict[str, Any] = {}
+    fit: dict[str, Any] = {}
+    for case in m.cases:
+        result = run.cases.get(case.id)
+        if result is None:
+            continue
+        if result.latencies:
+            samples = timed_latencies(result.latencies, m.warmup_rounds)
+            generate[case.id] = summarize(samples, warmup_rounds=m.warmup_rounds, what=f"generate[{case.id}]", **opts).as_dict()
+        if result.fit_seconds is not None:
+            fit[case.id] = summarize([result.fit_seconds], what=f"fit[{case.id}]", **opts).as_dict()
+    return generate, fit
+
+
+def _status(run: ModelRun, usage: ResourceUsage | None, failures: list[dict[str, str]]) -> tuple[str, list[str]]:
+    """The row's one-word status and the adapter/harness errors behind it (build, startup first)."""
+    errors = [r.error for r in run.cases.values() if r.error]
+    if run.skip_reason is not None:
+        return f"skipped: {run.skip_reason}", errors
+    if run.build_error:
+        return "build failed", [run.build_error, *errors]
+    if run.startup_error is not None:
+        return "not ready", [run.startup_error.reason, *errors]
+    if usage is not None and usage.oom_killed:
+        return "OOM-killed", errors
+    if errors:
+        return "errors", errors
+    return ("failed" if failures else "ok"), errors
+
+
+def _image_fields(build: BuildInfo | None) -> ReportRow:
+    if build is None:
+        return {"image": None, "image_id": None, "image_size_bytes": None, "build_seconds": None, "build_cached": None}
+    return {
+        "image": build.image,
+        "image_id": build.image_id,
+        "image_size_bytes": build.size_bytes,
+        "build_seconds": build.build_seconds,
+        "build_cached": build.cached,
+    }
+
+
+def _timing_fields(run: ModelRun, opts: dict[str, Any]) -> ReportRow:
+    """Startup, the headline generation case (largest median), fit and every timing's statistics."""
+    generate, fit = _case_stats(run, opts)
+    startup = summarize([run.instance.startup_seconds], what="startup", **opts).as_dict() if run.instance is not None else None
+    headline = max(generate.items(), key=lambda kv: kv[1]["median"] or 0.0, default=None)
+    invalid = [s["reason"] for s in generate.values() if not s["valid"]]
+    fits = [r.fit_seconds for r in run.cases.values() if r.fit_seconds is not None]
+    return {
+        "startup_seconds": run.instance.startup_seconds if run.instance is not None else None,
+        "generate_seconds_median": headline[1]["median"] if headline else None,
+        "generate_seconds_p90": headline[1]["p90"] if headline else None,
+        "generate_case": headline[0] if headline else None,
+        "fit_seconds": sum(fits) or None,
+        "timings": {"startup": startup, "generate": generate, "fit": fit},
+        "timing_valid": bool(generate) and not invalid,
+        "timing_reason": "; ".join(invalid) if generate else "no timed generation rounds",
+    }
+
+
+def _resource_fields(usage: ResourceUsage | None) -> ReportRow:
+    return {
+        "peak_memory_bytes": usage.peak_memory_bytes if usage else None,
+        "mean_memory_bytes": usage.mean_memory_bytes if usage else None,
+        "cpu_percent": usage.cpu_percent if usage else None,
+        "oom_killed": usage.oom_killed if usage else None,
+    }
+
+
+def _quality_fields(run: ModelRun) -> ReportRow:
+    """Scores per case, and ``quality``: the first case's score of each metric (cases in manifest order)."""
+    by_case = {c.id: dict(r.metrics) for c in run.spec.manifest.cases if (r := run.cases.get(c.id)) is not None and r.metrics}
+    scores: dict[str, float] = {}
+    for metrics in by_case.values():
+        for key, value in metrics.items():
+            scores.setdefault(key, value)
+    return {"quality": scores, "quality_by_case": by_case}
+
+
+def _media(run: ModelRun) -> list[dict[str, Any]]:
+    m = run.spec.manifest
+    if m.modality != "video":
+        return []
+    return [
+        {"case": case.id, "gif": f"media/{run.spec.id}-{case.id}.gif", "prompt": case.prompt, "seed": case.seed}
+        for case in m.cases
+        if (r := run.cases.get(case.id)) is not None and r.generation is not None
+    ]
+
+
+def build_row(session: VdbenchSession, run_id: str, run: ModelRun, rec: ReportRecorder | None) -> ReportRow:
+    """Everything one model run produced, as one JSON-ready row."""
+    from pytest_vdbench.report.provenance import run_provenance
+
+    opts: dict[str, Any] = {"min_rounds": session.options.min_rounds, "min_duration": session.options.min_duration}
+    usage = run.usage()
+    failures = list(rec.failures.get(run_id, [])) if rec else []
+    status, errors = _status(run, usage, failures)
+    row: ReportRow = {
+        "model": run.spec.name,
+        "variant": run.spec.variant,
+        "id": run_id,
+        "modality": run.spec.manifest.modality,
+        "runtime": run.runtime.name,
+        "manifest": str(run.spec.path),
+        "manifest_sha256": run.spec.manifest_sha256,
+    }
+    row.update(_image_fields(run.build))
+    row.update(_timing_fields(run, opts))
+    row.update(_resource_fields(usage))
+    row.update(_quality_fields(run))
+    row.update(
+        {
+            "metadata": run.metadata,
+            "status": status,
+            "errors": errors,
+            "failures": failures,
+            "outcomes": dict(rec.outcomes.get(run_id, {})) if rec else {},
+            "log_tail": rec.log_tails.get(run_id, "") if rec else "",
+            "media": _media(run),
+            "provenance": run_provenance(session, run),
+        }
+    )
+    return row
