@@ -520,6 +520,7 @@ def test_process_runtime_skips_cog_and_oip_models(pytester: pytest.Pytester, wri
 
 
 def test_sandboxed_docker_runtime_refuses_tcp_only_servers(tmp_path: Path) -> None:
+    from pytest_vdbench.protocols import builtin_protocols
     from pytest_vdbench.runtime import RuntimeUnavailable
     from pytest_vdbench.runtime.docker import DockerRuntime
 
@@ -528,12 +529,19 @@ def test_sandboxed_docker_runtime_refuses_tcp_only_servers(tmp_path: Path) -> No
     (spec,) = load_manifest(path, tmp_path)
     runtime = object.__new__(DockerRuntime)  # no engine needed: the refusal comes before any build
     runtime.sandbox = True
+    runtime.protocols = builtin_protocols()
     with pytest.raises(RuntimeUnavailable, match="a cog server listens on TCP only"):
         runtime.start(spec)
 
 
 def test_container_command_and_env_per_protocol() -> None:
-    from pytest_vdbench.runtime.docker import server_command, server_env
+    from pytest_vdbench.protocols import PROTOCOLS
+
+    def server_command(m: Manifest, listen: list[str]) -> list[str] | None:
+        return PROTOCOLS.get(m.protocol).command(m, listen)
+
+    def server_env(m: Manifest, port: int) -> dict[str, str]:
+        return PROTOCOLS.get(m.protocol).server_env(m, port)
 
     listen = ["--host", "0.0.0.0", "--port", "8080"]
     native = base_manifest(adapter="m:A")

@@ -23,11 +23,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from pytest_vdbench.manifest import Manifest, ModelSpec
-from pytest_vdbench.protocols import client_for
-from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
+from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.runtime import (
+    BuildInfo,
+    Endpoint,
+    ReadyProbe,
+    ResourceUsage,
+    RuntimeUnavailable,
+    ServerFacts,
+    ServerLookup,
+    StartupError,
+    wait_ready,
+)
 from pytest_vdbench.runtime.host import hf_cache_dir, probe_host
 from pytest_vdbench.runtime.ledger import DoesNotFit, Inventory, Ledger, Need, Reservation, ReservationTimeout
 from pytest_vdbench.runtime.resources import CgroupReader, find_cgroup, gpu_usage_for_pids
@@ -45,32 +52,6 @@ LABEL_RUN = "org.vdbench.run"
 LABEL_MODEL = "org.vdbench.model"
 LABEL_TESTRUN = "org.vdbench.testrun"
 SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
-
-
-def server_command(manifest: Manifest, listen: list[str]) -> list[str] | None:
-    """The container's command: the manifest's, else the protocol's server; None keeps the image's CMD.
-
-    native: the vdbench adapter server with ``listen``; cog: Cog's own HTTP server
-    (``python -m cog.server.http``; port from ``PORT``, predictor from ``COG_PREDICT_TYPE_STUB``);
-    oip-v2: the image's CMD (e.g. ``mlserver start``), whose settings listen on 0.0.0.0 at the port.
-    """
-    if manifest.command is not None:
-        return list(manifest.command)
-    if manifest.protocol == "cog":
-        return ["python", "-m", "cog.server.http", "--host", "0.0.0.0"]
-    if manifest.protocol == "native" and manifest.adapter is not None:  # the manifest requires it for native
-        return ["python", "-m", "pytest_vdbench.adapter", "serve", manifest.adapter, *listen]
-    return None
-
-
-def server_env(manifest: Manifest, port: int) -> dict[str, str]:
-    """Environment the protocol's server reads (cog: ``PORT`` and the predictor stub)."""
-    if manifest.protocol != "cog":
-        return {}
-    env = {"PORT": str(port)}
-    if manifest.adapter is not None:
-        env["COG_PREDICT_TYPE_STUB"] = manifest.adapter
-    return env
 
 
 def docker_unavailable() -> str | None:
@@ -100,7 +81,7 @@ class AdapterReadyWait(WaitStrategy):
         if inst.socket_dir is None:
             inst.endpoint = Endpoint("127.0.0.1", int(container.get_exposed_port(inst.port)))
         wait_ready(
-            client_for(inst.spec.manifest, inst.endpoint, timeout=5.0).ready,
+            inst.ready_probe(inst.spec.manifest, inst.endpoint),
             timeout=self._startup_timeout,
             alive=inst.exited,
             logs=inst.logs,
@@ -119,9 +100,12 @@ class DockerInstance:
         gpu_uuids: tuple[str, ...] = (),
         testrun: str | None = None,
         *,
+        protocol: ServerFacts,
+        ready_probe: ReadyProbe,
         sandbox: bool = False,
     ) -> None:
         self.spec = spec
+        self.ready_probe = ready_probe
         self.endpoint = Endpoint("127.0.0.1", 0)
         #: host directory holding the adapter's Unix socket (network: none), else None
         self.socket_dir: Path | None = None
@@ -137,9 +121,9 @@ class DockerInstance:
         self._stop_sampling = threading.Event()
         m = spec.manifest
         r = m.resources
-        self.port = m.container_port()
+        self.port = protocol.port(m)
         env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options)}
-        env.update({**server_env(m, self.port), **m.env})
+        env.update({**protocol.server_env(m, self.port), **m.env})
         # credentials the manifest requires (requires.env) come from the host's environment
         env.update({name: os.environ[name] for name in m.requires.env if name in os.environ})
         sandbox = sandbox or m.sandbox.network == "none"
@@ -165,7 +149,7 @@ class DockerInstance:
             "read_only": True,
         }
         self.container = DockerContainer(image).with_envs(**env).with_tmpfs_mount("/tmp", "size=1g")
-        command = server_command(m, listen)
+        command = protocol.command(m, listen)
         if command is not None:  # None: the image's own CMD starts the server (oip-v2)
             self.container.with_command(command)
         if self.socket_dir is not None:
@@ -359,10 +343,9 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
 RESERVE_TIMEOUT = 3600.0  # how long a model waits for GPUs/CPUs/memory held by other workers
 
 
-def default_ledger(config: pytest.Config | None) -> Ledger:
-    """The run's ledger: one file shared by every xdist worker of this test run."""
-    workerinput = getattr(config, "workerinput", None) if config is not None else None
-    uid = workerinput["testrunuid"] if workerinput else f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def default_ledger(testrun: str | None = None) -> Ledger:
+    """The run's ledger: one file shared by every xdist worker of this test run (``testrun``)."""
+    uid = testrun or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     host = probe_host()
     inventory = Inventory(tuple((g.uuid, g.memory_total) for g in host.gpus), float(host.cpus), host.memory_total)
     return Ledger(Path(tempfile.gettempdir()) / f"vdbench-ledger-{uid}.json", inventory)
@@ -381,39 +364,46 @@ class DockerRuntime:
 
     def __init__(
         self,
-        config: pytest.Config | None,
+        log: Callable[[str], None] | None,
         work_dir: Path,
         ledger: Ledger | None = None,
         testrun: str | None = None,
         *,
+        protocols: ServerLookup,
+        ready_probe: ReadyProbe,
         sandbox: bool = False,
+        is_worker: bool = False,
     ) -> None:
+        """``log``: where build output streams (the terminal with -v), None to keep it in the log file only."""
         import docker
 
+        self.protocols = protocols
+        self.ready_probe = ready_probe
         testcontainers_config.ryuk_disabled = True
-        self.config = config
+        self.log = log
+        self.is_worker = is_worker  # xdist workers share the ledger file: the controller removes it
         self.client = docker.from_env()
         self.run_id = uuid.uuid4().hex[:12]  # this process's containers (its own sweep)
         self.testrun = testrun or self.run_id  # the whole run's, across xdist workers (the controller's sweep)
         self.work_dir = work_dir
         self._builds: dict[str, BuildInfo] = {}
-        self.ledger = ledger if ledger is not None else default_ledger(config)
+        self.ledger = ledger if ledger is not None else default_ledger(testrun)
         self._instances: list[DockerInstance] = []
         self.sandbox = sandbox  # every model with network: none (--vdbench-sandbox)
 
     def prepare(self, spec: ModelSpec) -> BuildInfo:
         if spec.id in self._builds:
             return self._builds[spec.id]
-        verbose = self.config is not None and self.config.get_verbosity() > 0
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter") if self.config is not None else None
-        stream = (lambda line: reporter.write_line(f"[build {spec.name}] {line}")) if verbose and reporter else None
+        log = self.log
+        stream = (lambda line: log(f"[build {spec.name}] {line}")) if log is not None else None
         info = build_model_image(self.client, spec, self.work_dir / "build-logs", stream=stream)
         self._builds[spec.id] = info
         return info
 
     def start(self, spec: ModelSpec) -> DockerInstance:
-        protocol = spec.manifest.protocol
-        if self.sandbox and protocol != "native":
+        descriptor = self.protocols.get(spec.manifest.protocol)
+        protocol = descriptor.name
+        if self.sandbox and not descriptor.unix_socket:
             raise RuntimeUnavailable(
                 f"--vdbench-sandbox runs models with network: none, reached over a Unix socket; a {protocol} "
                 "server listens on TCP only, so this model cannot run sandboxed"
@@ -426,7 +416,10 @@ class DockerRuntime:
             reservation = self.ledger.reserve(need, timeout=RESERVE_TIMEOUT, label=spec.id)
         except (DoesNotFit, ReservationTimeout) as exc:
             raise StartupError(f"{spec.id}: {exc}") from None
-        instance = DockerInstance(spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun, sandbox=self.sandbox)
+        instance = DockerInstance(
+            spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun,
+            protocol=descriptor, ready_probe=self.ready_probe, sandbox=self.sandbox,
+        )  # fmt: skip
         instance.reservation = reservation
         instance.on_stop = lambda: self.ledger.release(reservation)
         self._instances.append(instance)
@@ -438,7 +431,7 @@ class DockerRuntime:
             instance.stop()
         sweep(self.client, {LABEL_RUN: self.run_id})
         self.client.close()
-        if self.config is None or not hasattr(self.config, "workerinput"):  # xdist workers share the file
+        if not self.is_worker:
             for path in (self.ledger.path, Path(str(self.ledger.path) + ".lock")):
                 path.unlink(missing_ok=True)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.protocols import PROTOCOLS
 from pytest_vdbench.runtime.images import SDK_DIR, image_repo, sdk_files
 
 __all__ = ["COMPOSE_TAG", "HARDENING", "compose_document", "service_for", "stage_sdk"]
@@ -34,7 +35,6 @@ HARDENING: dict[str, Any] = {
     "tmpfs": ["/tmp:size=1g"],
 }
 SOCKET_DIR = "/run/vdbench"
-_HEALTH_PATHS = {"native": "/health/ready", "cog": "/health-check", "oip-v2": "/v2/health/ready"}
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -44,20 +44,23 @@ def _relative(path: Path, start: Path) -> str:
 
 def _healthcheck(spec: ModelSpec, port: int, sandbox: bool) -> dict[str, Any]:
     m = spec.manifest
+    protocol = PROTOCOLS.get(m.protocol)
+    ready = protocol.ready_path
     if sandbox:
         probe = (
             "import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(4); "
-            f"s.connect('{SOCKET_DIR}/adapter.sock'); s.sendall(b'GET /health/ready HTTP/1.0\\r\\n\\r\\n'); "
+            f"s.connect('{SOCKET_DIR}/adapter.sock'); s.sendall(b'GET {ready} HTTP/1.0\\r\\n\\r\\n'); "
             "sys.exit(0 if b' 200 ' in s.recv(64) else 1)"
         )
-    elif m.protocol == "cog":  # Cog answers 200 while STARTING too: its JSON status says ready
+    elif protocol.ready_json is not None:  # e.g. Cog answers 200 while STARTING too: its JSON status says ready
+        key, ready_values = protocol.ready_json
         probe = (
             "import json,sys,urllib.request; "
-            f"r=json.load(urllib.request.urlopen('http://127.0.0.1:{port}/health-check', timeout=4)); "
-            "sys.exit(0 if r.get('status') in ('READY', 'BUSY') else 1)"
+            f"r=json.load(urllib.request.urlopen('http://127.0.0.1:{port}{ready}', timeout=4)); "
+            f"sys.exit(0 if r.get({key!r}) in {ready_values!r} else 1)"
         )
     else:  # urlopen raises on 503 (loading) and 500 (load() failed)
-        probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{_HEALTH_PATHS[m.protocol]}', timeout=4)"
+        probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{ready}', timeout=4)"
     return {
         "test": ["CMD", "python", "-c", probe],
         "interval": "5s",
@@ -70,15 +73,14 @@ def _healthcheck(spec: ModelSpec, port: int, sandbox: bool) -> dict[str, Any]:
 def service_for(spec: ModelSpec, out_dir: Path, host_port: int | None, *, sandbox: bool = False) -> dict[str, Any]:
     """The compose service of one (model, variant); paths are relative to ``out_dir``."""
     from pytest_vdbench.runtime.bases import base_tag
-    from pytest_vdbench.runtime.docker import server_command, server_env
 
     m = spec.manifest
     r = m.resources
-    port = m.container_port()
+    port = PROTOCOLS.get(m.protocol).port(m)
     sandbox = sandbox or m.sandbox.network == "none"
     listen = ["--unix-socket", f"{SOCKET_DIR}/adapter.sock"] if sandbox else ["--host", "0.0.0.0", "--port", str(port)]
     env: dict[str, str | None] = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": json.dumps(m.options)}
-    env.update({**server_env(m, port), **m.env})
+    env.update({**PROTOCOLS.get(m.protocol).server_env(m, port), **m.env})
     env.update({name: None for name in m.requires.env})  # no value: taken from the shell running compose
     service: dict[str, Any] = {
         "build": {
@@ -88,7 +90,7 @@ def service_for(spec: ModelSpec, out_dir: Path, host_port: int | None, *, sandbo
         },
         "image": f"vdbench/{image_repo(spec.name)}:{COMPOSE_TAG}",
     }
-    command = server_command(m, listen)
+    command = PROTOCOLS.get(m.protocol).command(m, listen)
     if command is not None:
         service["command"] = command
     service["environment"] = env
