@@ -155,7 +155,7 @@ def installed_metrics() -> MetricRegistry:
         except Exception:
             continue
     registry = builtin_registry()
-    manager.hook.pytest_vdbench_add_metrics(registry=registry)
+    manager.hook.pytest_vdbench_add_metrics(registry=registry, config=None)
     return registry
 
 
