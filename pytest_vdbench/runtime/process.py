@@ -159,7 +159,7 @@ class ProcessInstance:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+                self.proc.wait()  # SIGKILL cannot be refused; reaping it leaves no unclosed Popen behind
         usage.running = False
         self._final = usage
         return usage
