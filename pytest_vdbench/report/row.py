@@ -39,6 +39,7 @@ class ReportRow(TypedDict, total=False):
     timings: dict[str, Any]
     timing_valid: bool
     timing_reason: str
+    timing_notes: list[str]
     peak_memory_bytes: int | None
     mean_memory_bytes: int | None
     cpu_percent: float | None
@@ -117,6 +118,8 @@ def _timing_fields(run: ModelRun, opts: dict[str, Any]) -> ReportRow:
         "timings": {"startup": startup, "generate": generate, "fit": fit},
         "timing_valid": bool(generate) and not invalid,
         "timing_reason": "; ".join(invalid) if generate else "no timed generation rounds",
+        # the server's timing claims that were impossible: those rounds are timed by the round trip
+        "timing_notes": sorted({n for r in run.cases.values() for n in r.timing_notes}),
     }
 
 
