@@ -44,6 +44,7 @@ class ReportRow(TypedDict, total=False):
     mean_memory_bytes: int | None
     cpu_percent: float | None
     oom_killed: bool | None
+    log_bytes: int | None
     quality: dict[str, float]
     quality_by_case: dict[str, dict[str, float]]
     metadata: dict[str, Any] | None
@@ -129,6 +130,7 @@ def _resource_fields(usage: ResourceUsage | None) -> ReportRow:
         "mean_memory_bytes": usage.mean_memory_bytes if usage else None,
         "cpu_percent": usage.cpu_percent if usage else None,
         "oom_killed": usage.oom_killed if usage else None,
+        "log_bytes": usage.log_bytes if usage else None,  # all the model wrote to stdout/stderr
     }
 
 

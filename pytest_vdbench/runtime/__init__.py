@@ -46,6 +46,7 @@ class ResourceUsage:
     gpu_memory_bytes: int | None = None
     gpu_utilization: float | None = None
     source: str = ""
+    log_bytes: int | None = None  # everything the model wrote to stdout/stderr so far
 
 
 @dataclass

@@ -146,6 +146,7 @@ class ProcessInstance:
             running=code is None,
             samples=len(samples),
             source="process (/proc; no limits applied)",
+            log_bytes=self.log_path.stat().st_size if self.log_path.exists() else None,
         )
 
     def stop(self) -> ResourceUsage:
