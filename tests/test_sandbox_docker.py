@@ -29,7 +29,7 @@ def run_docker(pytester: pytest.Pytester, suite: Path, *extra: str) -> pytest.Ru
 
 
 LIMITS_INSPECT = """
-def test_limits(vdbench_run):
+def test_limits(vdbench_run, vdbench_endpoint):
     host = vdbench_run.instance.container.get_wrapped_container().attrs["HostConfig"]
     assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, host["LogConfig"]
     assert host["Ulimits"] == [{"Name": "nofile", "Soft": 4096, "Hard": 4096}], host["Ulimits"]
@@ -49,7 +49,8 @@ def test_a_model_that_logs_too_much_fails_test_budget_with_the_figure(
     result = run_docker(pytester, write_suite(toy_manifest("chattytoy", fault="chatty")))
     failed = {line.split(" ")[1].split("::")[-1].split("[")[0] for line in result.outlines if line.startswith("FAILED ")}
     assert failed == {"test_budget"}, result.stdout.str()
-    result.stdout.fnmatch_lines(["*the model wrote 2.* MiB of logs per call (*over expect.budgets.log_bytes 1.0 MiB*"])
+    # the count follows the engine's log stream, which may trail the last call by a moment: at least 1 MiB
+    result.stdout.fnmatch_lines(["*the model wrote [12].* MiB of logs per call (*over expect.budgets.log_bytes 1.0 MiB*"])
     assert containers("chattytoy") == []
 
 
@@ -97,7 +98,9 @@ def test_build_network_none_builds_without_a_network(
 ) -> None:
     context = pytester.mkdir(f"ctx-{build_network}")
     (context / "toy.py").write_text((ADAPTERS / "toy.py").read_text())
-    (context / "Dockerfile").write_text(f"ARG BASE=vdbench/base:bookworm\nFROM ${{BASE}}\n{ONLY_LOOPBACK}")
+    # the ENV keeps the two builds apart in Docker's layer cache (the RUN line is the same)
+    dockerfile = f"ARG BASE=vdbench/base:bookworm\nFROM ${{BASE}}\nENV BUILT_WITH={build_network}\n{ONLY_LOOPBACK}"
+    (context / "Dockerfile").write_text(dockerfile)
     doc = toy_manifest(f"bnet{build_network}", image={"context": str(context), "base": "bookworm"})
     doc["sandbox"] = {"build_network": build_network}
     result = run_docker(pytester, write_suite(doc), "-k", "test_build")
