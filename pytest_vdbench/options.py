@@ -17,6 +17,7 @@ RUNTIMES = ("docker", "process")
 DEFAULT_MIN_ROUNDS = 3
 DEFAULT_MIN_DURATION = 1.0
 DEFAULT_REGRESSION_THRESHOLD = 0.10
+DEFAULT_RESERVE_TIMEOUT = 600.0
 
 _T = TypeVar("_T")
 
@@ -163,6 +164,17 @@ def addoption(parser: pytest.Parser) -> None:
         default=False,
         help="With --vdbench-compare: exit non-zero when a regression is found. Default: off.",
     )
+    group.addoption(
+        "--vdbench-reserve-timeout",
+        type=parse_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="How long a model waits for CPUs, memory and GPUs held by other models before its first test fails "
+        f"naming the holders. Default: ini vdbench_reserve_timeout or {DEFAULT_RESERVE_TIMEOUT:g}.",
+    )
+    parser.addini(
+        "vdbench_reserve_timeout", f"Seconds a model waits for resources (default {DEFAULT_RESERVE_TIMEOUT:g}).", default=""
+    )
     parser.addini("vdbench_min_rounds", f"Minimum timed rounds for a VALID timing (default {DEFAULT_MIN_ROUNDS}).", default="")
     parser.addini(
         "vdbench_min_duration", f"Minimum total seconds of timed rounds (default {DEFAULT_MIN_DURATION:g}).", default=""
@@ -209,6 +221,7 @@ class VdbenchOptions:
     regression_threshold: float = DEFAULT_REGRESSION_THRESHOLD
     fail_on_regression: bool = False
     sandbox: bool = False
+    reserve_timeout: float = DEFAULT_RESERVE_TIMEOUT
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
@@ -254,6 +267,7 @@ class VdbenchOptions:
             ),
             fail_on_regression=bool(config.getoption("vdbench_fail_on_regression")),
             sandbox=bool(config.getoption("vdbench_sandbox") or config.getini("vdbench_sandbox")),
+            reserve_timeout=_option_or_ini(config, "vdbench_reserve_timeout", parse_seconds, DEFAULT_RESERVE_TIMEOUT),
         )
 
 

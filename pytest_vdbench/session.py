@@ -117,6 +117,7 @@ class VdbenchSession:
             log=self._build_log,
             verbose=self.config.get_verbosity() > 0,
             is_worker=hasattr(self.config, "workerinput"),
+            reserve_timeout=self.options.reserve_timeout,
         )
         try:
             return registry.create(wanted, context)
