@@ -165,6 +165,21 @@ def addoption(parser: pytest.Parser) -> None:
         help="With --vdbench-compare: exit non-zero when a regression is found. Default: off.",
     )
     group.addoption(
+        "--vdbench-allow-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="Let manifests' datasets, image contexts and Dockerfiles resolve inside DIR although it lies outside "
+        "the project (by default they must resolve inside it, symlinks followed); repeatable. "
+        "Default: ini vdbench_allow_paths and env VDBENCH_ALLOW_PATH, else none.",
+    )
+    parser.addini(
+        "vdbench_allow_paths",
+        "Folders outside the project manifests may use; see --vdbench-allow-path.",
+        type="paths",
+        default=[],
+    )
+    group.addoption(
         "--vdbench-reserve-timeout",
         type=parse_seconds,
         default=None,
@@ -222,6 +237,7 @@ class VdbenchOptions:
     fail_on_regression: bool = False
     sandbox: bool = False
     reserve_timeout: float = DEFAULT_RESERVE_TIMEOUT
+    allow_paths: tuple[Path, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
@@ -268,6 +284,7 @@ class VdbenchOptions:
             fail_on_regression=bool(config.getoption("vdbench_fail_on_regression")),
             sandbox=bool(config.getoption("vdbench_sandbox") or config.getini("vdbench_sandbox")),
             reserve_timeout=_option_or_ini(config, "vdbench_reserve_timeout", parse_seconds, DEFAULT_RESERVE_TIMEOUT),
+            allow_paths=_allow_paths(config),
         )
 
 
@@ -284,3 +301,13 @@ def _compare_path(config: pytest.Config) -> Path | None:
         return None
     path = Path(value)
     return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+
+
+def _allow_paths(config: pytest.Config) -> tuple[Path, ...]:
+    """--vdbench-allow-path folders (relative to the invocation folder), then the ini's; each must exist."""
+    here = Path(config.invocation_params.dir)
+    given = [here / p for p in config.getoption("vdbench_allow_path")]
+    missing = [str(p) for p in given if not p.is_dir()]
+    if missing:
+        raise pytest.UsageError(f"--vdbench-allow-path: {', '.join(missing)} is not a folder")
+    return (*given, *(Path(p) for p in config.getini("vdbench_allow_paths")))

@@ -39,7 +39,7 @@ def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec
     names: dict[str, Path] = {}
     for path in discover_manifests(options.suites):
         try:
-            specs = load_manifest(path, root)
+            specs = load_manifest(path, root, options.allow_paths)
         except ManifestError as exc:
             problems.extend(exc.problems)
             continue

@@ -423,6 +423,9 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
     from pytest_vdbench.runtime.images import ImageBuildError, build_image, plan_image
 
     image = spec.manifest.image
+    outside = spec.outside(spec.context_dir, "image.context")
+    if outside is not None:  # validated at collection too; checked again where the context is read
+        raise ImageBuildError(spec.name, f"{outside} ({spec.path})", [], None)
     if find_recipe(image.base) is not None:
         ensure_base(client, image.base, stream=stream)
     tag = base_tag(image.base)
@@ -431,7 +434,9 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
     except FileNotFoundError as exc:
         raise ImageBuildError(spec.name, f"{exc} (image.context / image.dockerfile in {spec.path})", [], None) from None
     network = "none" if spec.manifest.sandbox.build_network == "none" else None
-    result = build_image(client, plan, spec.name, log_dir, stream, network_mode=network)
+    result = build_image(
+        client, plan, spec.name, log_dir, stream, network_mode=network, timeout=spec.manifest.timeouts.build
+    )
     return BuildInfo(
         image=result.tag,
         image_id=result.image_id,

@@ -164,7 +164,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pytest_vdbench.manifest.validate import validate_paths
 
     cwd = Path.cwd()
-    report = validate_paths(_default_suites(args.paths), args.root or cwd, installed_metrics())
+    report = validate_paths(_default_suites(args.paths), args.root or cwd, installed_metrics(), args.allow_path)
     failing = report.problems if args.strict else report.errors
     summary = (
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in {len(report.files)} manifest(s)"
@@ -203,6 +203,16 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     val.add_argument("--strict", action="store_true", help="warnings fail too (exit status 1)")
     val.add_argument("--root", type=Path, metavar="DIR", help="project root for image.context. Default: the current folder")
+    val.add_argument(
+        "--allow-path",
+        "--vdbench-allow-path",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder outside the project that datasets, contexts and Dockerfiles may resolve into; repeatable "
+        "(as pytest's --vdbench-allow-path; env VDBENCH_ALLOW_PATH too)",
+    )
     val.set_defaults(func=cmd_validate)
 
 
