@@ -422,6 +422,7 @@ def docker_build(
     while the build is silent (so a silent step ends it within twice ``timeout`` at worst).
     """
     import requests.exceptions
+    import urllib3.exceptions
 
     image_id: str | None = None
     error: str | None = None
@@ -462,7 +463,8 @@ def docker_build(
                 log.line(str(chunk["status"]))
     except docker.errors.APIError as exc:
         error = str(exc.explanation or exc)
-    except requests.exceptions.RequestException as exc:  # the read timeout of a silent build, a lost engine
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        # the read timeout of a silent build (raised raw from the stream), a lost engine
         late = time.monotonic() > deadline - 1
         error = f"the build ran past its timeout of {timeout:g}s (timeouts.build in the manifest)" if late else str(exc)
     finally:
@@ -536,6 +538,9 @@ def build_image(
                 _untag(client, partial)
             if found is not None:
                 log.line(f"vdbench: {tag} appeared meanwhile ({found.image_id}); kept, not re-pointed")
+                if found.image_id != image_id:  # ours is now untagged: not left dangling
+                    with contextlib.suppress(docker.errors.DockerException):
+                        client.images.remove(image_id)
                 return found
             seconds = time.monotonic() - start
             log.line(f"vdbench: built {tag} ({image_id}) in {seconds:.1f}s")
