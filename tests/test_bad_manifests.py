@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from pytest_vdbench.checks.metrics import builtin_registry
 
 CORPUS = Path(__file__).parent / "bad_manifests"
 CONTROL = CORPUS / "control" / "base.yaml"
@@ -68,7 +69,7 @@ def test_the_control_manifest_is_clean() -> None:
     """Without it a corpus file could fail for a fault the control already had."""
     from pytest_vdbench.manifest.validate import validate_paths
 
-    report = validate_paths([CONTROL], ROOT)
+    report = validate_paths([CONTROL], ROOT, builtin_registry())
     assert report.problems == []
 
 
@@ -149,7 +150,7 @@ def _collection_errors(path: Path) -> list[str]:
         specs = load_manifest(path, ROOT)
     except ManifestError as exc:
         return exc.problems
-    return [p.format(ROOT) for p in check_specs(specs, collection=True) if p.severity == "error"]
+    return [p.format(ROOT) for p in check_specs(specs, builtin_registry(), collection=True) if p.severity == "error"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.relative_to(CORPUS).as_posix() for p in FILES])
@@ -168,7 +169,7 @@ def test_collection_refuses_a_bad_manifest_in_one_line_and_names_it(pytester: py
             (CORPUS / name).read_text().replace("../../adapters", str(CORPUS.parent / "adapters"))
         )
     start = time.monotonic()
-    result = pytester.runpytest("--vdbench", "--vdbench-suite", str(suite), "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "-p", "no:cacheprovider")
     assert time.monotonic() - start < 60  # a hang would be caught here, not a speed target
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
@@ -188,7 +189,7 @@ def test_collection_refuses_a_bad_manifest_in_one_line_and_names_it(pytester: py
 def _one_problem(paths: list[Path], root: Path) -> str:
     from pytest_vdbench.manifest.validate import validate_paths
 
-    report = validate_paths(paths, root)
+    report = validate_paths(paths, root, builtin_registry())
     lines = [p.format(root) for p in report.problems]
     assert len(lines) == 1, lines
     return lines[0]
@@ -199,7 +200,7 @@ def test_two_manifests_linked_to_each_other_are_one_line_each(tmp_path: Path) ->
     (tmp_path / "b.yaml").symlink_to("a.yaml")
     from pytest_vdbench.manifest.validate import validate_paths
 
-    lines = [p.format(tmp_path) for p in validate_paths([tmp_path], tmp_path).problems]
+    lines = [p.format(tmp_path) for p in validate_paths([tmp_path], tmp_path, builtin_registry()).problems]
     assert lines == [f"{n}.yaml:1: (file): cannot read manifest: it is a symlink loop (a link that points back at itself "
                      "through other links)" for n in "ab"]  # fmt: skip
 
@@ -209,7 +210,7 @@ def test_a_symlinked_duplicate_manifest_is_read_once(tmp_path: Path) -> None:
 
     (tmp_path / "real.yaml").write_text(CONTROL.read_text().replace("../../adapters", str(CORPUS.parent / "adapters")))
     (tmp_path / "alias.yaml").symlink_to("real.yaml")
-    report = validate_paths([tmp_path], tmp_path, [CORPUS.parent / "adapters"])
+    report = validate_paths([tmp_path], tmp_path, builtin_registry(), [CORPUS.parent / "adapters"])
     assert report.files == [tmp_path / "real.yaml"] and report.problems == []
 
 

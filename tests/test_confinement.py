@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from conftest import ADAPTERS, toy_manifest
+from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.manifest.validate import validate_paths
 from pytest_vdbench.tools.cli import main
@@ -41,7 +42,7 @@ def project(tmp_path: Path, **overrides: Any) -> Path:
 
 
 def errors(manifest: Path, root: Path, allow: tuple[Path, ...] = ()) -> list[str]:
-    return [p.format(root) for p in validate_paths([manifest], root, allow).errors]
+    return [p.format(root) for p in validate_paths([manifest], root, builtin_registry(), allow).errors]
 
 
 def with_dataset(tmp_path: Path, dataset: str) -> Path:
@@ -69,7 +70,7 @@ def test_a_dataset_symlinked_out_is_refused_and_never_read(tmp_path: Path) -> No
     (manifest.parent / "data.csv").symlink_to(outside / "secret.csv")
     (line,) = errors(manifest, manifest.parent)
     assert f"{outside / 'secret.csv'} is outside the project" in line
-    from pytest_vdbench.checks.tabular import load_case_data
+    from pytest_vdbench.data.split import load_case_data
 
     spec = load_manifest(manifest, manifest.parent)[0]
     with pytest.raises(PermissionError, match="is outside the project"):

@@ -19,6 +19,7 @@ import yaml
 import pytest_vdbench.runtime.docker as docker_runtime
 from conftest import toy_manifest
 from pytest_vdbench.manifest import ModelSpec, load_manifest
+from pytest_vdbench.protocols import PROTOCOLS, ready_probe
 from pytest_vdbench.runtime import BuildInfo, StartupError
 from pytest_vdbench.runtime.ledger import Inventory, Ledger, Need, ReservationTimeout
 
@@ -87,7 +88,10 @@ def make_runtime(tmp_path: Path, engine: Engine) -> Iterator[Callable[..., docke
 
     def make(spec: ModelSpec, *, sandbox: bool = False) -> docker_runtime.DockerRuntime:
         ledger = Ledger(tmp_path / "ledger.json", HOST, poll=0.01)
-        runtime = docker_runtime.DockerRuntime(None, tmp_path / "work", ledger, sandbox=sandbox, reserve_timeout=0.05)
+        runtime = docker_runtime.DockerRuntime(
+            None, tmp_path / "work", ledger, protocols=PROTOCOLS, sandbox=sandbox, reserve_timeout=0.05,
+            ready_probe=lambda manifest, endpoint: ready_probe(manifest, endpoint, PROTOCOLS),
+        )  # fmt: skip
         runtime._builds[spec.id] = BuildInfo(image="vdbench/leaky:0")  # no build: prepare() returns it
         made.append(runtime)
         return runtime
@@ -112,7 +116,9 @@ class _NoThread:
 
 #: step name -> how to make that step fail (monkeypatch applied before start)
 STEPS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
-    "configure the container": lambda mp: mp.setattr(docker_runtime, "server_command", _raise(ValueError("bad command"))),
+    "configure the container": lambda mp: mp.setattr(
+        docker_runtime.DockerContainer, "with_kwargs", _raise(ValueError("bad run argument"))
+    ),
     "create/start the container": lambda mp: mp.setattr(
         docker_runtime.DockerContainer, "start", _raise(RuntimeError("500 Server Error: no space left on device"))
     ),
@@ -174,9 +180,17 @@ def test_an_interrupt_while_starting_releases_and_removes(
 
 
 def test_a_yaml_date_in_options_names_the_key_and_releases(
-    tmp_path: Path, engine: Engine, make_runtime: Callable[..., docker_runtime.DockerRuntime]
+    tmp_path: Path,
+    engine: Engine,
+    make_runtime: Callable[..., docker_runtime.DockerRuntime],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The runtime's own guard, for a value validation let through (its JSON check switched off)."""
     import datetime
+
+    import pytest_vdbench.manifest
+
+    monkeypatch.setattr(pytest_vdbench.manifest, "non_json", lambda value, loc: iter(()))
 
     spec = spec_for(tmp_path, options={"fault": "none", "window": {"since": datetime.date(2024, 1, 1)}})
     runtime = make_runtime(spec)
