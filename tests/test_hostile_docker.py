@@ -128,3 +128,47 @@ def test_an_existing_tag_is_never_re_pointed(engine_client: Any, tmp_path: Path,
         assert _tags(engine_client, "vdbench/repoint") == [first.tag]  # the second build's private tag is gone
     finally:
         engine_client.images.remove(first.tag, force=True)
+
+
+def test_a_sigkilled_runs_container_ledger_and_work_folder_are_swept_by_the_next_run(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path], tmp_path: Path
+) -> None:
+    """SIGKILL skips every cleanup; the next run (another process) removes what the dead one left,
+    and only that: its own container is labelled with its host and pid."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    suite = write_suite(toy_manifest("killed"))
+    pytester.makepyfile(
+        test_die="""
+        import os, signal
+        def test_die(vdbench_run, vdbench_endpoint):
+            labels = vdbench_run.instance.container.get_wrapped_container().labels
+            assert labels["org.vdbench.pid"] == str(os.getpid()) and labels["org.vdbench.host"]
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    args = ["--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "docker", "-p", "no:cacheprovider"]
+    died = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "test_die.py", "-k", "test_die"],
+        cwd=pytester.path,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert died.returncode == -signal.SIGKILL, died.stdout.decode()[-2000:]
+    assert containers("killed"), died.stdout.decode()[-3000:]
+    leftovers = [p for p in tmp.iterdir() if p.name.startswith("vdbench-") and (p / "owner.json").exists()]
+    ledgers = [p for p in tmp.glob("vdbench-ledger-*.json") if json.loads(p.read_text())]
+    assert leftovers and ledgers
+    again = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-k", "test_health"], cwd=pytester.path, env=env, capture_output=True, timeout=300
+    )
+    assert again.returncode == 0, again.stdout.decode()[-2000:]
+    assert containers("killed") == []
+    assert not any(p.exists() for p in leftovers) and not any(p.exists() for p in ledgers)

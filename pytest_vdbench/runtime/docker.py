@@ -54,6 +54,17 @@ __all__ = ["LABEL_MODEL", "LABEL_RUN", "LABEL_TESTRUN", "DockerInstance", "Docke
 LABEL_RUN = "org.vdbench.run"
 LABEL_MODEL = "org.vdbench.model"
 LABEL_TESTRUN = "org.vdbench.testrun"
+LABEL_HOST = "org.vdbench.host"
+LABEL_PID = "org.vdbench.pid"
+
+
+def owner_labels() -> dict[str, str]:
+    """This process as container labels (host + pid of the run that owns the container)."""
+    import socket
+
+    return {LABEL_HOST: socket.gethostname(), LABEL_PID: str(os.getpid())}
+
+
 SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
 
 # -- container options against hostile neighbours (#17) -----------------------------------------
@@ -211,7 +222,12 @@ class DockerInstance:
         # docker-py's run() arguments: testcontainers' with_kwargs() replaces what an earlier call
         # gave rather than merging, so they are gathered here and handed over once
         run_kwargs: dict[str, Any] = {
-            "labels": {LABEL_RUN: run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: testrun or run_id},
+            "labels": {
+                LABEL_RUN: run_id,
+                LABEL_MODEL: spec.id,
+                LABEL_TESTRUN: testrun or run_id,
+                **owner_labels(),  # who may remove it: vdbench clean and other runs only once this process is gone
+            },
             "mem_limit": r.memory,
             "memswap_limit": r.memory,  # no swap: exceeding the limit is an OOM kill, not a slowdown
             "nano_cpus": int(r.cpus * 1e9),
@@ -532,6 +548,8 @@ class DockerRuntime:
         self._instances: list[DockerInstance] = []
         self.sandbox = sandbox  # every model with network: none (--vdbench-sandbox)
         self.reserve_timeout = reserve_timeout
+        if not is_worker:  # a run killed before (SIGKILL) left its containers: gone with their owner
+            sweep_dead(self.client)
 
     def prepare(self, spec: ModelSpec) -> BuildInfo:
         if spec.id in self._builds:
@@ -589,6 +607,25 @@ class DockerRuntime:
         if not self.is_worker:
             for path in (self.ledger.path, Path(str(self.ledger.path) + ".lock")):
                 path.unlink(missing_ok=True)
+
+
+def sweep_dead(client: Any) -> tuple[int, int]:
+    """Remove the vdbench containers whose owning process is gone (host + pid labels, this host);
+    returns (removed, kept): kept are live runs', other hosts' and unlabelled (older) ones."""
+    from pytest_vdbench.runtime.owners import owner_gone
+
+    removed = kept = 0
+    for container in client.containers.list(all=True, filters={"label": [LABEL_RUN]}):
+        labels = container.labels or {}
+        if not owner_gone({"host": labels.get(LABEL_HOST), "pid": labels.get(LABEL_PID)}):
+            kept += 1
+            continue
+        try:
+            container.remove(force=True, v=True)
+            removed += 1
+        except Exception:
+            continue
+    return removed, kept
 
 
 def sweep(client: Any, labels: dict[str, str]) -> int:

@@ -108,18 +108,28 @@ def _add_images(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    """Remove every container pytest-vdbench started (after a hard kill; normal runs clean up)."""
-    from pytest_vdbench.runtime.docker import LABEL_RUN, sweep
+    """Remove containers of vdbench runs whose process is gone (after a hard kill; normal runs clean up)."""
+    from pytest_vdbench.runtime.docker import LABEL_RUN, sweep, sweep_dead
 
     with closing(_client()) as client:
-        removed = sweep(client, {LABEL_RUN: args.run or ""})
-    print(f"removed {removed} vdbench container(s)")
+        if args.run or args.all:
+            removed = sweep(client, {LABEL_RUN: args.run or ""})
+            print(f"removed {removed} vdbench container(s)")
+            return 0
+        removed, kept = sweep_dead(client)
+    print(
+        f"removed {removed} vdbench container(s) of runs that are gone; kept {kept} of live runs, other hosts "
+        "or unknown owners (vdbench clean --all removes every vdbench container)"
+    )
     return 0
 
 
 def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     clean = sub.add_parser("clean", help=cmd_clean.__doc__)
     clean.add_argument("--run", metavar="ID", help="only the containers of this run id (label org.vdbench.run)")
+    clean.add_argument(
+        "--all", action="store_true", help="every vdbench container on the engine, live runs' and other users' too"
+    )
     clean.set_defaults(func=cmd_clean)
 
 
