@@ -71,7 +71,8 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> Engine:
     monkeypatch.setattr("testcontainers.core.container.DockerClient", lambda **kw: object())
     monkeypatch.setattr(docker_runtime.DockerContainer, "start", fake_start)
     monkeypatch.setattr(docker_runtime, "find_cgroup", lambda cid: None)
-    monkeypatch.setattr("docker.from_env", lambda **kw: types.SimpleNamespace(close=lambda: None))
+    no_containers = types.SimpleNamespace(list=lambda **kw: [])  # the new run's sweep of dead runs finds none
+    monkeypatch.setattr("docker.from_env", lambda **kw: types.SimpleNamespace(close=lambda: None, containers=no_containers))
     return seen
 
 
