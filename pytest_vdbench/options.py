@@ -17,6 +17,7 @@ RUNTIMES = ("docker", "process")
 DEFAULT_MIN_ROUNDS = 3
 DEFAULT_MIN_DURATION = 1.0
 DEFAULT_REGRESSION_THRESHOLD = 0.10
+DEFAULT_RESERVE_TIMEOUT = 600.0
 
 _T = TypeVar("_T")
 
@@ -163,6 +164,32 @@ def addoption(parser: pytest.Parser) -> None:
         default=False,
         help="With --vdbench-compare: exit non-zero when a regression is found. Default: off.",
     )
+    group.addoption(
+        "--vdbench-allow-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="Let manifests' datasets, image contexts and Dockerfiles resolve inside DIR although it lies outside "
+        "the project (by default they must resolve inside it, symlinks followed); repeatable. "
+        "Default: ini vdbench_allow_paths and env VDBENCH_ALLOW_PATH, else none.",
+    )
+    parser.addini(
+        "vdbench_allow_paths",
+        "Folders outside the project manifests may use; see --vdbench-allow-path.",
+        type="paths",
+        default=[],
+    )
+    group.addoption(
+        "--vdbench-reserve-timeout",
+        type=parse_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="How long a model waits for CPUs, memory and GPUs held by other models before its first test fails "
+        f"naming the holders. Default: ini vdbench_reserve_timeout or {DEFAULT_RESERVE_TIMEOUT:g}.",
+    )
+    parser.addini(
+        "vdbench_reserve_timeout", f"Seconds a model waits for resources (default {DEFAULT_RESERVE_TIMEOUT:g}).", default=""
+    )
     parser.addini("vdbench_min_rounds", f"Minimum timed rounds for a VALID timing (default {DEFAULT_MIN_ROUNDS}).", default="")
     parser.addini(
         "vdbench_min_duration", f"Minimum total seconds of timed rounds (default {DEFAULT_MIN_DURATION:g}).", default=""
@@ -209,6 +236,8 @@ class VdbenchOptions:
     regression_threshold: float = DEFAULT_REGRESSION_THRESHOLD
     fail_on_regression: bool = False
     sandbox: bool = False
+    reserve_timeout: float = DEFAULT_RESERVE_TIMEOUT
+    allow_paths: tuple[Path, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
@@ -254,6 +283,8 @@ class VdbenchOptions:
             ),
             fail_on_regression=bool(config.getoption("vdbench_fail_on_regression")),
             sandbox=bool(config.getoption("vdbench_sandbox") or config.getini("vdbench_sandbox")),
+            reserve_timeout=_option_or_ini(config, "vdbench_reserve_timeout", parse_seconds, DEFAULT_RESERVE_TIMEOUT),
+            allow_paths=_allow_paths(config),
         )
 
 
@@ -270,3 +301,13 @@ def _compare_path(config: pytest.Config) -> Path | None:
         return None
     path = Path(value)
     return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+
+
+def _allow_paths(config: pytest.Config) -> tuple[Path, ...]:
+    """--vdbench-allow-path folders (relative to the invocation folder), then the ini's; each must exist."""
+    here = Path(config.invocation_params.dir)
+    given = [here / p for p in config.getoption("vdbench_allow_path")]
+    missing = [str(p) for p in given if not p.is_dir()]
+    if missing:
+        raise pytest.UsageError(f"--vdbench-allow-path: {', '.join(missing)} is not a folder")
+    return (*given, *(Path(p) for p in config.getini("vdbench_allow_paths")))

@@ -91,6 +91,8 @@ class ModelRun:
                 self.startup_error = exc
             except RuntimeUnavailable as exc:
                 self.skip_reason = str(exc)
+            except Exception as exc:  # a runtime bug or a value it cannot use: remembered like any failure
+                self.startup_error = StartupError(f"{self.spec.id} could not start: {type(exc).__name__}: {exc}")
         if self.skip_reason is not None:
             raise ModelUnavailable(self.skip_reason)
         if self.startup_error is not None:

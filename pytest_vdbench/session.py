@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import shutil
 import signal
 import tempfile
@@ -20,6 +21,7 @@ from pytest_vdbench.protocols import ProtocolRegistry
 from pytest_vdbench.run import ModelRun
 from pytest_vdbench.runtime import RuntimeContext, RuntimeRegistry, RuntimeUnavailable, builtin_runtimes
 from pytest_vdbench.runtime.host import HostInfo, probe_host
+from pytest_vdbench.runtime.owners import OWNER_FILE, FolderInUse, claim_folder, owner, release_folder, sweep_dead_files
 
 if TYPE_CHECKING:
     from pytest_vdbench.runtime import BuildInfo, Instance, Runtime
@@ -39,7 +41,7 @@ def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec
     names: dict[str, Path] = {}
     for path in discover_manifests(options.suites):
         try:
-            specs = load_manifest(path, root)
+            specs = load_manifest(path, root, options.allow_paths)
         except ManifestError as exc:
             problems.extend(exc.problems)
             continue
@@ -82,11 +84,27 @@ class VdbenchSession:
         self._runtime: Runtime | None = None
         self._host: HostInfo | None = None
         self.notices: list[str] = []
-        self.work_dir = Path(tempfile.mkdtemp(prefix="vdbench-"))
         workerinput = getattr(config, "workerinput", None)
+        if workerinput is None:
+            self._neighbours(config, options)
+        self.work_dir = Path(tempfile.mkdtemp(prefix="vdbench-"))
+        # until the run ends: a run killed before (SIGKILL) leaves this, and the next run sweeps it
+        (self.work_dir / OWNER_FILE).write_text(json.dumps(owner()))
         #: one id for the whole run, shared by xdist workers (containers carry it as a label)
         self.testrun: str = workerinput["vdbench_testrun"] if workerinput else uuid.uuid4().hex[:12]
         _sigterm_interrupts()
+
+    @staticmethod
+    def _neighbours(config: pytest.Config, options: VdbenchOptions) -> None:
+        """The controller: claim the report folder (refused while another live run holds it) and
+        sweep dead runs' work folders and ledger files."""
+        if options.report_dir is not None:
+            try:
+                claim = claim_folder(options.report_dir)
+            except FolderInUse as exc:
+                raise pytest.UsageError(f"--vdbench-report: {exc}") from None
+            config.add_cleanup(lambda: release_folder(claim))  # after the report is written
+        sweep_dead_files(Path(tempfile.gettempdir()))
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -117,6 +135,7 @@ class VdbenchSession:
             log=self._build_log,
             verbose=self.config.get_verbosity() > 0,
             is_worker=hasattr(self.config, "workerinput"),
+            reserve_timeout=self.options.reserve_timeout,
         )
         try:
             return registry.create(wanted, context)
@@ -214,6 +233,8 @@ class VdbenchSession:
         self._sweep_crashed_workers()
         if session.testsfailed == 0:  # logs of a failing run stay for the user (path in the summary)
             shutil.rmtree(self.work_dir, ignore_errors=True)
+        else:  # kept on purpose: no longer a leftover for the next run's sweep
+            (self.work_dir / OWNER_FILE).unlink(missing_ok=True)
 
     def _sweep_crashed_workers(self) -> None:
         """xdist controller: remove containers of workers that died before their own cleanup."""

@@ -13,6 +13,12 @@ import yaml
 
 ADAPTERS = Path(__file__).parent / "adapters"
 ROOT = Path(__file__).parent.parent
+# the toy manifests' image.context (tests/adapters, containers/) and datasets (model_suites/) lie outside the
+# pytester projects they run in: allowed the way a user allows a folder (--vdbench-allow-path's
+# environment form, inherited by inner sessions)
+os.environ.setdefault(
+    "VDBENCH_ALLOW_PATH", os.pathsep.join(str(p) for p in (ADAPTERS, ROOT / "model_suites", ROOT / "containers"))
+)
 
 
 def docker_or_skip() -> None:

@@ -45,7 +45,8 @@ def test_a_model_waits_until_memory_is_released(tmp_path: Path) -> None:
 def test_waiting_times_out_naming_the_holders(tmp_path: Path) -> None:
     led = ledger(tmp_path)
     led.reserve(Need(gpus=2, gpu_memory=20 * GiB), timeout=1, label="holder")
-    with pytest.raises(ReservationTimeout, match=r"within 0.2s \(held: holder\)"):
+    held = r"within 0.2s \(needs 0 CPUs, 0.0 GiB memory, 1 GPU\(s\) with 70.0 GiB; held: holder \(pid \d+, 0 CPUs"
+    with pytest.raises(ReservationTimeout, match=held):
         led.reserve(Need(gpus=1, gpu_memory=70 * GiB), timeout=0.2, label="late")
 
 

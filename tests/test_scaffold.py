@@ -117,7 +117,12 @@ def test_manifest_outside_the_project_runs_from_anywhere(pytester: pytest.Pytest
     import os
 
     os.chdir(elsewhere)
-    result = pytester.runpytest_subprocess("--vdbench", f"--vdbench-suite={suites / 'outside.yaml'}", *RUN)
+    # run from elsewhere, the manifest lies outside the project: its context must be allowed (#17)
+    refused = pytester.runpytest_subprocess("--vdbench", f"--vdbench-suite={suites / 'outside.yaml'}", *RUN)
+    refused.stdout.fnmatch_lines(["*image.context: *is outside the project*--vdbench-allow-path=*"])
+    result = pytester.runpytest_subprocess(
+        "--vdbench", f"--vdbench-suite={suites / 'outside.yaml'}", f"--vdbench-allow-path={project}", *RUN
+    )
     result.assert_outcomes(passed=10, skipped=1)
 
 

@@ -28,6 +28,9 @@ def load_case_data(spec: ModelSpec, case: Case) -> TabularData:
 
     assert case.dataset is not None  # the manifest validator requires it for tabular models
     path = spec.resolve(case.dataset)
+    outside = spec.outside(path, f"cases[{case.id}].dataset")
+    if outside is not None:  # validated at collection too; checked again where the file is read
+        raise PermissionError(f"{spec.path}: cases[{case.id}].dataset: {outside}")
     if not path.is_file():
         raise FileNotFoundError(f"{spec.path}: cases[{case.id}].dataset: {path} does not exist")
     table, columns = load_table(path, discrete=case.discrete or None)

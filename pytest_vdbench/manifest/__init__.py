@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from pytest_vdbench.manifest.yamlsafe import YamlRefused, load_checked, non_json
 
 try:  # libyaml keeps collection of hundreds of manifests fast
     from yaml import CSafeLoader as _Loader
@@ -53,13 +57,17 @@ def parse_bytes(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a size such as 512m or 2g, got {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"size must not be negative, got {value!r}")
-        return int(value)
-    match = _BYTES_RE.match(str(value))
-    if not match:
-        raise ValueError(f"expected a size such as 512m, 2g or 1.5GiB, got {value!r}")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        number = float(value) if isinstance(value, float) else value
+    else:
+        match = _BYTES_RE.match(str(value))
+        if not match:
+            raise ValueError(f"expected a size such as 512m, 2g or 1.5GiB, got {value!r}")
+        number = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"size must be a finite number, got {value!r}")
+    if number < 0:
+        raise ValueError(f"size must not be negative, got {value!r}")
+    return int(number)
 
 
 def parse_seconds(value: Any) -> float:
@@ -73,18 +81,70 @@ def parse_seconds(value: Any) -> float:
         if not match:
             raise ValueError(f"expected a duration such as 30s, 5m or 250ms, got {value!r}")
         seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration must be a finite number, got {value!r}")
     if seconds <= 0:
         raise ValueError(f"duration must be positive, got {value!r}")
     return seconds
 
 
-Bytes = Annotated[int, BeforeValidator(parse_bytes)]
-Seconds = Annotated[float, BeforeValidator(parse_seconds)]
+KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+DAY = 86400.0
+
+
+def format_size(value: float) -> str:
+    """``16t``, ``6m``, ``1``: the largest docker unit that divides ``value``."""
+    for unit, scale in (("t", TiB), ("g", GiB), ("m", MiB), ("k", KiB)):
+        if value and value % scale == 0:
+            return f"{int(value // scale)}{unit}"
+    return f"{int(value)}"
+
+
+def format_duration(value: float) -> str:
+    for unit, scale in (("d", DAY), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if value >= scale and value % scale == 0:
+            return f"{value / scale:g}{unit}"
+    return f"{value:g}s"
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """A size or duration parser with its documented range (the manifest reference shows it)."""
+
+    kind: Literal["size", "duration"]
+    low: float
+    high: float
+
+    def __call__(self, value: Any) -> Any:
+        parsed: float = parse_bytes(value) if self.kind == "size" else parse_seconds(value)
+        if not self.low <= parsed <= self.high:
+            raise ValueError(f"must be within {self.describe()}, got {value!r}")
+        return parsed
+
+    def describe(self) -> str:
+        fmt = format_size if self.kind == "size" else format_duration
+        low = "just above 0" if self.kind == "duration" and self.low == 0 else fmt(self.low)
+        return f"{low} to {fmt(self.high)}"
+
+
+# the documented ranges of every size and duration (also in the manifest reference)
+Bytes = Annotated[int, BeforeValidator(Bounded("size", 0, 16 * TiB))]
+Memory = Annotated[int, BeforeValidator(Bounded("size", 6 * MiB, 16 * TiB))]  # docker's minimum; above any host
+Shm = Annotated[int, BeforeValidator(Bounded("size", MiB, TiB))]
+GpuMemory = Annotated[int, BeforeValidator(Bounded("size", 0, TiB))]
+OutputBytes = Annotated[int, BeforeValidator(Bounded("size", 1, 256 * GiB))]
+Seconds = Annotated[float, BeforeValidator(Bounded("duration", 0.0, 7 * DAY))]
+#: the seed range every framework takes (numpy's RandomState: below 2**32)
+MAX_SEED = 2**32 - 1
+MAX_CASES = 10_000
+#: a manifest file's size: YAML parses at a few MB/s, and collection must stay fast
+MAX_MANIFEST_BYTES = MiB
+MAX_DIM = 2**31 - 1
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 class ImageSpec(_Frozen):
@@ -95,23 +155,24 @@ class ImageSpec(_Frozen):
     base: str = Field("bookworm", description="vdbench base (bookworm, bullseye, torch-cpu) or any image reference")
     args: dict[str, str] = Field(default_factory=dict, description="extra docker build args")
 
+    @field_validator("dockerfile")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        parts = Path(value).parts
+        if not value or Path(value).is_absolute() or ".." in parts or "\0" in value:
+            raise ValueError(f"must be a relative path inside image.context (no leading / and no ..), got {value!r}")
+        return value
+
 
 class Resources(_Frozen):
     """Limits the container runs under (and what the host must offer)."""
 
     cpus: float = Field(1.0, gt=0, le=512, description="CPU limit (docker nano_cpus)")
-    memory: Bytes = Field(2 * 1024**3, description="memory limit, e.g. 2g")
-    shm: Bytes = Field(64 * 1024**2, description="/dev/shm size")
+    memory: Memory = Field(2 * 1024**3, description="memory limit, e.g. 2g")
+    shm: Shm = Field(64 * 1024**2, description="/dev/shm size")
     gpus: int = Field(0, ge=0, le=64, description="number of GPUs")
-    gpu_memory: Bytes = Field(0, description="GPU memory per GPU the model needs")
-    pids: int = Field(1024, ge=16, description="pids limit")
-
-    @field_validator("memory")
-    @classmethod
-    def _memory_floor(cls, value: int) -> int:
-        if value < 6 * 1024**2:
-            raise ValueError(f"memory limit {value} bytes is below docker's 6 MiB minimum")
-        return value
+    gpu_memory: GpuMemory = Field(0, description="GPU memory per GPU the model needs")
+    pids: int = Field(1024, ge=16, le=4_194_304, description="pids limit")
 
 
 class Timeouts(_Frozen):
@@ -120,6 +181,7 @@ class Timeouts(_Frozen):
     startup: Seconds = Field(120.0, description="container start to ready")
     generate: Seconds = Field(300.0, description="one generate request")
     fit: Seconds = Field(900.0, description="one fit request (tabular)")
+    build: Seconds = Field(1800.0, description="one image build (docker runtime); a build past it fails test_build")
 
 
 class Budgets(_Frozen):
@@ -128,7 +190,7 @@ class Budgets(_Frozen):
     generate_seconds: Seconds | None = Field(None, description="median generation latency")
     startup_seconds: Seconds | None = Field(None, description="container start to ready")
     fit_seconds: Seconds | None = Field(None, description="tabular fit time")
-    peak_memory: Bytes | None = Field(None, description="peak container memory")
+    peak_memory: Memory | None = Field(None, description="peak container memory")
     memory_growth: Bytes = Field(
         64 * 1024**2, description="fail when the adapter's peak RSS rises on every timed call by more than this in total"
     )
@@ -161,14 +223,16 @@ _ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8, "uint8": 1, "int32": 4, "
 class Expect(_Frozen):
     """What a correct output looks like."""
 
-    shape: list[int | None] | None = Field(None, description="exact shape; null entries match any size")
+    shape: list[Annotated[int, Field(le=MAX_DIM)] | None] | None = Field(
+        None, max_length=32, description="exact shape; null entries match any size"
+    )
     dtype: Dtype | None = None
     range: tuple[float, float] | None = Field(None, description="[low, high] every value lies in")
     finite: bool = True
     deterministic: bool = Field(True, description="same seed twice gives identical output")
-    determinism_atol: float = Field(0.0, ge=0)
+    determinism_atol: float = Field(0.0, ge=0, le=1e6)
     budgets: Budgets = Field(default_factory=Budgets)
-    max_output_bytes: Bytes | None = Field(
+    max_output_bytes: OutputBytes | None = Field(
         None, description="refuse larger outputs (default: 4x the expected shape's size, else 4 GiB)"
     )
     quality: dict[str, Bound] = Field(default_factory=dict, description="metric name -> {min, max}")
@@ -208,7 +272,7 @@ class Case(_Frozen):
 
     id: str = Field(pattern=_NAME)
     prompt: str = ""
-    seed: int | None = 0
+    seed: int | None = Field(0, ge=0, le=MAX_SEED, description="the generation seed (null: the adapter's choice)")
     params: dict[str, Any] = Field(default_factory=dict, description="passed to generate(**params)")
     dataset: str | None = Field(None, description="tabular: CSV relative to the manifest")
     discrete: list[str] = Field(default_factory=list, description="tabular: numeric columns to treat as discrete")
@@ -257,9 +321,9 @@ class DeclaredRequirements(_Frozen):
     """What a model needs, declared in the manifest for protocols without a requirements endpoint."""
 
     gpus: int = Field(0, ge=0, le=64)
-    gpu_memory: Bytes = 0
+    gpu_memory: GpuMemory = 0
     memory: Bytes = 0
-    cpus: float = Field(0.0, ge=0)
+    cpus: float = Field(0.0, ge=0, le=512)
 
 
 class CogOptions(_Frozen):
@@ -314,7 +378,7 @@ class Manifest(_Frozen):
     requires: Requires = Field(default_factory=Requires)
     sandbox: Sandbox = Field(default_factory=Sandbox)
     expect: Expect = Field(default_factory=Expect)
-    cases: list[Case] = Field(min_length=1)
+    cases: list[Case] = Field(min_length=1, max_length=MAX_CASES)
     rounds: int = Field(3, ge=1, le=1000, description="timed generation rounds")
     warmup_rounds: int = Field(1, ge=0, le=100)
     variants: dict[str, Any] = Field(default_factory=dict, description="name -> overrides")
@@ -391,8 +455,8 @@ class Manifest(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
-        ids = [c.id for c in self.cases]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        counts = collections.Counter(c.id for c in self.cases)  # linear: a suite may have thousands of cases
+        dupes = sorted(i for i, n in counts.items() if n > 1)
         if dupes:
             raise ValueError(f"case ids must be unique, repeated: {dupes}")
         if self.resources.gpus and not self.requires.gpu:
@@ -436,6 +500,8 @@ class ModelSpec:
     manifest_sha256: str
     root: Path
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    #: folders outside the project that paths may resolve into (--vdbench-allow-path)
+    allow: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
@@ -452,15 +518,49 @@ class ModelSpec:
         root, i.e. the nearest folder above the manifest that holds it (then the run's root)."""
         ctx = self.manifest.image.context
         if ctx.startswith("."):
-            return (self.path.parent / ctx).resolve()
+            return real_path(self.path.parent / ctx)
         for ancestor in self.path.parents:
             if (ancestor / ctx).is_dir():
-                return (ancestor / ctx).resolve()
-        return (self.root / ctx).resolve()
+                return real_path(ancestor / ctx)
+        return real_path(self.root / ctx)
 
     def resolve(self, relative: str) -> Path:
         """A path from the manifest (datasets, ...) relative to the manifest's folder."""
-        return (self.path.parent / relative).resolve()
+        return real_path(self.path.parent / relative)
+
+    @property
+    def home(self) -> Path:
+        """Where the manifest's paths must resolve: the project root, or the manifest's own folder
+        for a suite outside the project."""
+        root, folder = real_path(self.root), real_path(self.path.parent)
+        return root if folder.is_relative_to(root) else folder
+
+    def outside(self, target: Path, key: str) -> str | None:
+        """Why ``target`` (symlinks resolved) may not be used, or None when it lies inside
+        :attr:`home` or an allowed folder."""
+        real = real_path(target)
+        roots = [self.home, *(real_path(a) for a in self.allow)]
+        if any(real == r or real.is_relative_to(r) for r in roots):
+            return None
+        return (
+            f"{real} is outside the project {self.home}; {key} must resolve inside it (symlinks followed), "
+            f"or pass --vdbench-allow-path={real if real.is_dir() else real.parent} to allow that folder"
+        )
+
+
+def real_path(path: Path) -> Path:
+    """``path`` with symlinks resolved; a symlink loop comes back unresolved (it is then no file or folder)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def allowed_from_env() -> tuple[Path, ...]:
+    """Folders in ``VDBENCH_ALLOW_PATH`` (``os.pathsep``-separated), the flag's environment form."""
+    import os
+
+    return tuple(Path(p) for p in os.environ.get("VDBENCH_ALLOW_PATH", "").split(os.pathsep) if p)
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -512,6 +612,8 @@ def _describe(err: Mapping[str, Any], model: type[BaseModel]) -> str:
         return f"unknown key {loc[-1]!r}{hint} (valid keys: {', '.join(allowed)})"
     if err["type"] == "missing":
         return "required key is missing"
+    if err["type"] == "int_parsing_size":  # pydantic's words speak of strings even for 1e+30
+        return f"number far too large (got {err.get('input')!r}); the manifest reference gives each key's range"
     if "input" in err and "got" not in msg and not isinstance(err["input"], (dict, list)):
         return f"{msg} (got {err['input']!r})"
     return msg
@@ -543,23 +645,34 @@ def _problem(path: Path, text: str, loc: Sequence[str | int], message: str) -> s
     return f"{where}: {key}: {message}"
 
 
-def load_manifest(path: Path, root: Path) -> list[ModelSpec]:
+def load_manifest(path: Path, root: Path, allow: Sequence[Path] = ()) -> list[ModelSpec]:
     """Parse and validate one manifest into one ``ModelSpec`` per variant (sorted by variant).
+
+    ``allow``: folders outside the project its paths may point into (besides ``VDBENCH_ALLOW_PATH``).
 
     Raises :class:`ManifestError` with every problem as ``file:line: key: message``.
     """
     try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(
+                [f"{path}:1: (top level): larger than {format_size(MAX_MANIFEST_BYTES)}; split the model's cases"]
+            )
         raw_bytes = path.read_bytes()
         text = raw_bytes.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError([f"{path}: cannot read manifest: {exc}"]) from None
+        raise ManifestError([f"{path}:1: (file): cannot read manifest: {_os_reason(exc)}"]) from None
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data, _ = load_checked(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise ManifestError([f"{where}: invalid YAML: {problem}"]) from None
+    except YamlRefused as exc:
+        key = ".".join(str(p) for p in exc.loc) or "(top level)"
+        raise ManifestError([f"{path}:{exc.line}: {key}: {exc.message}"]) from None
+    except RecursionError:  # pragma: no cover - the walk bounds nesting before construction
+        raise ManifestError([f"{path}: (top level): nested too deeply"]) from None
     if not isinstance(data, dict):
         raise ManifestError([f"{path}:1: (top level): a manifest must be a mapping, got {type(data).__name__}"])
     variants = data.get("variants", {}) or {}
@@ -580,19 +693,55 @@ def load_manifest(path: Path, root: Path) -> list[ModelSpec]:
             continue
         merged = _deep_merge(base, override)
         merged["variants"] = {k: None for k in variants}
+        found: list[tuple[list[str | int], str]] = list(_json_problems(merged))
         try:
             manifest = Manifest.model_validate(merged)
         except ValidationError as exc:
+            said = [[str(p) for p in loc] for loc, _ in found]  # a non-JSON value said once, not in pydantic's words too
             for err in exc.errors():
                 loc = list(err["loc"])
-                in_override = _has_path(override, loc)
-                full_loc: list[str | int] = (["variants", variant] if in_override else []) + loc
-                problems.append(_problem(path, text, full_loc, _describe(err, Manifest)))
+                if not any([str(p) for p in loc[: len(prefix)]] == prefix for prefix in said):
+                    found.append((loc, _describe(err, Manifest)))
+        for loc, message in found:
+            full_loc: list[str | int] = (["variants", variant] if _has_path(override, loc) else []) + loc
+            problems.append(_problem(path, text, full_loc, message))
+        if found:
             continue
-        specs.append(ModelSpec(path=path, variant=variant, manifest=manifest, manifest_sha256=digest, root=root, raw=merged))
+        specs.append(
+            ModelSpec(
+                path=path,
+                variant=variant,
+                manifest=manifest,
+                manifest_sha256=digest,
+                root=root,
+                raw=merged,
+                allow=(*allow, *allowed_from_env()),
+            )
+        )
     if problems:
         raise ManifestError(list(dict.fromkeys(problems)))
     return specs
+
+
+def _os_reason(exc: Exception) -> str:
+    """One line for an unreadable manifest: a symlink loop says so instead of errno 40."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return "it is a symlink loop (a link that points back at itself through other links)"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc).splitlines()[0]
+
+
+def _json_problems(merged: Mapping[str, Any]) -> Iterator[tuple[list[str | int], str]]:
+    """Values that go to the adapter as JSON (options, the cases' params and fit) must be JSON."""
+    yield from non_json(merged.get("options"), ["options"])
+    cases = merged.get("cases")
+    for i, case in enumerate(cases if isinstance(cases, list) else []):
+        if isinstance(case, dict):
+            for key in ("params", "fit"):
+                yield from non_json(case.get(key), ["cases", i, key])
 
 
 def _has_path(data: Any, loc: Sequence[str | int]) -> bool:
@@ -613,12 +762,21 @@ def discover_manifests(paths: Iterable[Path]) -> list[Path]:
     """Every ``*.yaml``/``*.yml`` under ``paths`` (files are taken as they are), sorted, unique."""
     found: set[Path] = set()
     for path in paths:
-        if path.is_file():
-            found.add(path.resolve())
+        if path.is_file() or path.is_symlink():
+            found.add(_resolved(path))
             continue
         for pattern in ("*.yaml", "*.yml"):
             for candidate in path.rglob(pattern):
                 rel = candidate.relative_to(path).parts
                 if not any(part.startswith((".", "_")) for part in rel):
-                    found.add(candidate.resolve())
+                    found.add(_resolved(candidate))
     return sorted(found)
+
+
+def _resolved(path: Path) -> Path:
+    """The real file (a symlinked duplicate is the same manifest, read once); a loop stays as it is:
+    reading it then fails with one line saying it is a symlink loop."""
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return path.absolute()

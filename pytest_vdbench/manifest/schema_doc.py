@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from pytest_vdbench.manifest import Manifest, parse_bytes, parse_seconds
+from pytest_vdbench.manifest import Bounded, Manifest, parse_bytes, parse_seconds
 
 __all__ = ["BEGIN", "END", "manifest_reference", "replace_section"]
 
@@ -26,8 +26,24 @@ END = "<!-- END GENERATED: manifest reference -->"
 _PLACES: dict[str, str] = {}
 
 
+def _bounded(field: FieldInfo, annotation: Any) -> Bounded | None:
+    """The range-checking parser of a size or duration field (also inside Optional)."""
+    metadata = list(field.metadata)
+    for arg in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(arg) is typing.Annotated:
+            metadata.extend(arg.__metadata__)
+    for item in metadata:
+        func = getattr(item, "func", None)
+        if isinstance(func, Bounded):
+            return func
+    return None
+
+
 def _unit(field: FieldInfo, annotation: Any) -> str | None:
     """'size' / 'duration' for the Bytes / Seconds annotated types (also inside Optional)."""
+    bounded = _bounded(field, annotation)
+    if bounded is not None:
+        return bounded.kind
     metadata = list(field.metadata)
     for arg in typing.get_args(annotation):
         if typing.get_origin(arg) is typing.Annotated:
@@ -103,9 +119,11 @@ def _constraints(field: FieldInfo) -> list[str]:
         for attr, sign in words.items():
             value = getattr(item, attr, None)
             if value is not None:
-                out.append(f"{sign} {value:g}" if isinstance(value, (int, float)) else f"{sign} {value}")
+                out.append(f"{sign} {value:g}" if isinstance(value, float) else f"{sign} {value:,}")
         if getattr(item, "min_length", None):
             out.append(f"at least {item.min_length} item(s)")
+        if getattr(item, "max_length", None):
+            out.append(f"at most {item.max_length:,} item(s)")
         pattern = getattr(item, "pattern", None)
         if pattern:
             out.append(f"matches `{pattern}`")
@@ -129,7 +147,9 @@ def _table(model: type[BaseModel], path: str, todo: list[tuple[type[BaseModel], 
         kind = unit or _type(field.annotation, f"{path}.{name}" if path else name, todo)
         if unit and type(None) in typing.get_args(field.annotation):
             kind += " or null"
-        notes = [field.description or ""] + [f"({c})" for c in _constraints(field)]
+        bounded = _bounded(field, field.annotation)
+        ranges = [f"range {bounded.describe()}"] if bounded is not None else []
+        notes = [field.description or ""] + [f"({c})" for c in [*ranges, *_constraints(field)]]
         meaning = " ".join(n for n in notes if n).replace("|", "\\|")
         lines.append(f"| `{name}` | {kind} | {_default(field, unit)} | {meaning} |")
     return [*lines, ""]
@@ -144,7 +164,11 @@ def manifest_reference() -> str:
         "Generated from the pydantic schema in `pytest_vdbench/manifest/__init__.py` by `vdbench schema --markdown`; do not edit",
         "by hand. Sizes take docker units (`512m`, `2g`, `1.5GiB`), durations `30s`, `5m`, `250ms`. Unknown keys",
         "are errors. `variants` maps a variant name to overrides deep-merged over the top level (lists are replaced",
-        "whole; `name` and `variants` cannot be overridden).",
+        "whole; `name` and `variants` cannot be overridden). Every number must be finite (no `.nan`, `.inf`) and",
+        "inside its range below; duplicate keys, more than 100 alias uses, values that expand past 200,000 nodes,",
+        "nesting past 50 levels and files over 1 MiB are errors; `options` and the cases' `params` and `fit` must be",
+        "plain JSON (quote a date such as `'2024-01-01'`). Datasets, `image.context` and `image.dockerfile` must",
+        "resolve inside the project (see Confinement in the README) unless `--vdbench-allow-path=DIR` allows a folder.",
         "",
     ]
     while todo:

@@ -47,7 +47,6 @@ __all__ = [
 Severity = Literal["error", "warning"]
 
 
-
 class _MetricFacts(Protocol):
     @property
     def needs(self) -> str | None: ...
@@ -59,6 +58,7 @@ class KnownMetrics(Protocol):
     def names(self, modality: str) -> list[str]: ...
 
     def info(self, name: str) -> _MetricFacts | None: ...
+
 
 #: checks that an image may prove wrong (a module it pip-installs is not in the context, a method
 #: from a base class defined elsewhere): at collection they warn instead of stopping the run, and
@@ -216,7 +216,10 @@ def check_specs(specs: Sequence[ModelSpec], metrics: KnownMetrics, *, collection
 def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]], metrics: KnownMetrics) -> Iterator[_Found]:
     m = spec.manifest
     context = spec.context_dir
-    if not context.is_dir():
+    outside = spec.outside(context, "image.context")
+    if outside is not None:
+        yield ["image", "context"], "confinement", "error", outside
+    elif not context.is_dir():
         yield (
             ["image", "context"],
             "context",
@@ -458,7 +461,10 @@ def _case_problems(spec: ModelSpec, metrics: KnownMetrics) -> Iterator[_Found]:
         header: list[str] | None = None
         if case.dataset is not None:
             path = spec.resolve(case.dataset)
-            if not path.is_file():
+            outside = spec.outside(path, f"cases[{i}].dataset")
+            if outside is not None:
+                yield ["cases", i, "dataset"], "confinement", "error", f"case {case.id!r}: {outside}"
+            elif not path.is_file():
                 yield ["cases", i, "dataset"], "dataset", "error", f"case {case.id!r}: dataset {path} does not exist"
             else:
                 header = _csv_header(path)
@@ -612,7 +618,7 @@ def _csv_header(path: Path) -> list[str] | None:
 # --- whole runs --------------------------------------------------------------------------------
 
 
-def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics) -> ValidationReport:
+def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics, allow: Sequence[Path] = ()) -> ValidationReport:
     """Validate every manifest under ``paths`` (folders are searched, files taken as they are).
 
     All problems of all files are collected; nothing stops at the first one.
@@ -622,7 +628,7 @@ def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics) -> 
     for path in discover_manifests(paths):
         report.files.append(path)
         try:
-            specs = load_manifest(path, root)
+            specs = load_manifest(path, root, allow)
         except ManifestError as exc:
             report.problems.extend(_schema_problem(path, text) for text in exc.problems)
             continue

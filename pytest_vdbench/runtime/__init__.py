@@ -150,6 +150,8 @@ class RuntimeContext:
     verbose: bool = False
     is_worker: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    #: how long a model waits for resources other models hold (--vdbench-reserve-timeout)
+    reserve_timeout: float = 600.0
 
 
 #: (context) -> a runtime; raise RuntimeUnavailable (with the reason) when it cannot run on this host
@@ -187,7 +189,7 @@ def _docker(context: RuntimeContext) -> Runtime:
     log = context.log if context.verbose else None
     return DockerRuntime(
         log, context.work_dir, testrun=context.testrun, protocols=context.protocols, ready_probe=context.ready_probe,
-        sandbox=context.sandbox, is_worker=context.is_worker,
+        sandbox=context.sandbox, is_worker=context.is_worker, reserve_timeout=context.reserve_timeout,
     )  # fmt: skip
 
 

@@ -46,6 +46,7 @@ os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")  # never the 
 
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
+from testcontainers.core.exceptions import ContainerStartException
 from testcontainers.core.waiting_utils import WaitStrategy
 
 __all__ = ["LABEL_MODEL", "LABEL_RUN", "LABEL_TESTRUN", "DockerInstance", "DockerRuntime", "docker_unavailable", "sweep"]
@@ -53,6 +54,17 @@ __all__ = ["LABEL_MODEL", "LABEL_RUN", "LABEL_TESTRUN", "DockerInstance", "Docke
 LABEL_RUN = "org.vdbench.run"
 LABEL_MODEL = "org.vdbench.model"
 LABEL_TESTRUN = "org.vdbench.testrun"
+LABEL_HOST = "org.vdbench.host"
+LABEL_PID = "org.vdbench.pid"
+
+
+def owner_labels() -> dict[str, str]:
+    """This process as container labels (host + pid of the run that owns the container)."""
+    import socket
+
+    return {LABEL_HOST: socket.gethostname(), LABEL_PID: str(os.getpid())}
+
+
 SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
 
 # -- container options against hostile neighbours (#17) -----------------------------------------
@@ -181,10 +193,22 @@ class DockerInstance:
         self._stop_sampling = threading.Event()
         self._log_bytes = 0
         self._log_stream: Any = None
+        self.port = protocol.port(spec.manifest)
+        try:
+            self.container = self._container(image, run_id, gpu_uuids, testrun, sandbox, protocol)
+        except BaseException:  # nothing started yet, but the socket folder exists
+            if self.socket_dir is not None:
+                remove_socket_dir(self.socket_dir)
+            raise
+
+    def _container(
+        self, image: str, run_id: str, gpu_uuids: tuple[str, ...], testrun: str | None, sandbox: bool, protocol: ServerFacts
+    ) -> DockerContainer:
+        """The testcontainers object, configured but not started."""
+        spec = self.spec
         m = spec.manifest
         r = m.resources
-        self.port = protocol.port(m)
-        env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options)}
+        env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": options_json(spec)}
         env.update({**protocol.server_env(m, self.port), **m.env})
         # credentials the manifest requires (requires.env) come from the host's environment
         env.update({name: os.environ[name] for name in m.requires.env if name in os.environ})
@@ -198,7 +222,12 @@ class DockerInstance:
         # docker-py's run() arguments: testcontainers' with_kwargs() replaces what an earlier call
         # gave rather than merging, so they are gathered here and handed over once
         run_kwargs: dict[str, Any] = {
-            "labels": {LABEL_RUN: run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: testrun or run_id},
+            "labels": {
+                LABEL_RUN: run_id,
+                LABEL_MODEL: spec.id,
+                LABEL_TESTRUN: testrun or run_id,
+                **owner_labels(),  # who may remove it: vdbench clean and other runs only once this process is gone
+            },
             "mem_limit": r.memory,
             "memswap_limit": r.memory,  # no swap: exceeding the limit is an OOM kill, not a slowdown
             "nano_cpus": int(r.cpus * 1e9),
@@ -210,16 +239,16 @@ class DockerInstance:
             "read_only": True,
             **neighbour_limits(),
         }
-        self.container = DockerContainer(image).with_envs(**env).with_tmpfs_mount("/tmp", "size=1g")
+        container = DockerContainer(image).with_envs(**env).with_tmpfs_mount("/tmp", "size=1g")
         command = protocol.command(m, listen)
         if command is not None:  # None: the image's own CMD starts the server (oip-v2)
-            self.container.with_command(command)
+            container.with_command(command)
         if self.socket_dir is not None:
             run_kwargs["network_mode"] = "none"
-            self.container.with_volume_mapping(str(self.socket_dir), SOCKET_DIR, "rw")
+            container.with_volume_mapping(str(self.socket_dir), SOCKET_DIR, "rw")
         else:
             # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
-            self.container.ports[f"{self.port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+            container.ports[f"{self.port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         if r.gpus:
             import docker.types
 
@@ -231,10 +260,11 @@ class DockerInstance:
             )
             run_kwargs["device_requests"] = [request]
         if m.requires.weights:
-            self.container.with_volume_mapping(str(hf_cache_dir()), "/hf-cache", "ro")
-            self.container.with_envs(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
-        self.container.with_kwargs(**run_kwargs)
-        self.container.waiting_for(AdapterReadyWait(self, m.timeouts.startup))
+            container.with_volume_mapping(str(hf_cache_dir()), "/hf-cache", "ro")
+            container.with_envs(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
+        container.with_kwargs(**run_kwargs)
+        container.waiting_for(AdapterReadyWait(self, m.timeouts.startup))
+        return container
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -248,12 +278,19 @@ class DockerInstance:
             logs = self.logs()
             self.stop()
             raise StartupError(f"container of {self.spec.id} could not start: {exc}", logs) from exc
+        except BaseException:  # Ctrl-C / SIGTERM while starting: the container must not outlive it
+            self.stop()
+            raise
         self.startup_seconds = time.monotonic() - t0
-        self._cgroup = find_cgroup(str(self._wrapped().id))
-        self._record()
-        self._cpu0 = self._cpu_last
-        threading.Thread(target=self._sample, name=f"vdbench-stats-{self.spec.id}", daemon=True).start()
-        threading.Thread(target=self._count_logs, name=f"vdbench-logs-{self.spec.id}", daemon=True).start()
+        try:
+            self._cgroup = find_cgroup(str(self._wrapped().id))
+            self._record()
+            self._cpu0 = self._cpu_last
+            threading.Thread(target=self._sample, name=f"vdbench-stats-{self.spec.id}", daemon=True).start()
+            threading.Thread(target=self._count_logs, name=f"vdbench-logs-{self.spec.id}", daemon=True).start()
+        except BaseException:
+            self.stop()
+            raise
 
     def _count_logs(self) -> None:
         """Follow the container's output and count it: the log cap bounds the disk, this measures the noise."""
@@ -269,7 +306,11 @@ class DockerInstance:
                     self._log_stream.close()
 
     def _wrapped(self) -> Any:
-        return self.container.get_wrapped_container()
+        """The docker-py container, or None while none was created (a failed create or start)."""
+        try:
+            return self.container.get_wrapped_container()
+        except ContainerStartException:
+            return None
 
     def exited(self) -> str | None:
         wrapped = self._wrapped()
@@ -398,6 +439,9 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
     from pytest_vdbench.runtime.images import ImageBuildError, build_image, plan_image
 
     image = spec.manifest.image
+    outside = spec.outside(spec.context_dir, "image.context")
+    if outside is not None:  # validated at collection too; checked again where the context is read
+        raise ImageBuildError(spec.name, f"{outside} ({spec.path})", [], None)
     if find_recipe(image.base) is not None:
         ensure_base(client, image.base, stream=stream)
     tag = base_tag(image.base)
@@ -406,7 +450,9 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
     except FileNotFoundError as exc:
         raise ImageBuildError(spec.name, f"{exc} (image.context / image.dockerfile in {spec.path})", [], None) from None
     network = "none" if spec.manifest.sandbox.build_network == "none" else None
-    result = build_image(client, plan, spec.name, log_dir, stream, network_mode=network)
+    result = build_image(
+        client, plan, spec.name, log_dir, stream, network_mode=network, timeout=spec.manifest.timeouts.build
+    )
     return BuildInfo(
         image=result.tag,
         image_id=result.image_id,
@@ -418,7 +464,8 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
     )
 
 
-RESERVE_TIMEOUT = 3600.0  # how long a model waits for GPUs/CPUs/memory held by other workers
+#: how long a model waits for GPUs/CPUs/memory held by other models (--vdbench-reserve-timeout)
+RESERVE_TIMEOUT = 600.0
 
 
 def default_ledger(testrun: str | None = None) -> Ledger:
@@ -429,10 +476,41 @@ def default_ledger(testrun: str | None = None) -> Ledger:
     return Ledger(Path(tempfile.gettempdir()) / f"vdbench-ledger-{uid}.json", inventory)
 
 
-def _json(value: Any) -> str:
+def options_json(spec: ModelSpec) -> str:
+    """The adapter's ``options`` as JSON; a value JSON cannot carry is a StartupError naming its key."""
     import json
 
-    return json.dumps(value)
+    where = non_json_key(spec.manifest.options, "options")
+    if where is not None:
+        key, value = where
+        raise StartupError(
+            f"{spec.path}: {key}: {value!r} ({type(value).__name__}) cannot be sent to the adapter as JSON; "
+            "quote it in the manifest (a YAML date or timestamp is not a string)"
+        )
+    return json.dumps(spec.manifest.options, allow_nan=False)
+
+
+def non_json_key(value: Any, key: str) -> tuple[str, Any] | None:
+    """The dotted key of the first value below ``value`` that strict JSON cannot carry, else None."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{key}.{k}", k
+            found = non_json_key(v, f"{key}.{k}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = non_json_key(v, f"{key}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return None
+    return key, value
 
 
 class DockerRuntime:
@@ -451,6 +529,7 @@ class DockerRuntime:
         ready_probe: ReadyProbe,
         sandbox: bool = False,
         is_worker: bool = False,
+        reserve_timeout: float = RESERVE_TIMEOUT,
     ) -> None:
         """``log``: where build output streams (the terminal with -v), None to keep it in the log file only."""
         import docker
@@ -468,6 +547,9 @@ class DockerRuntime:
         self.ledger = ledger if ledger is not None else default_ledger(testrun)
         self._instances: list[DockerInstance] = []
         self.sandbox = sandbox  # every model with network: none (--vdbench-sandbox)
+        self.reserve_timeout = reserve_timeout
+        if not is_worker:  # a run killed before (SIGKILL) left its containers: gone with their owner
+            sweep_dead(self.client)
 
     def prepare(self, spec: ModelSpec) -> BuildInfo:
         if spec.id in self._builds:
@@ -491,17 +573,30 @@ class DockerRuntime:
         r = spec.manifest.resources
         need = Need(gpus=r.gpus, gpu_memory=r.gpu_memory, cpus=r.cpus, memory=r.memory)
         try:
-            reservation = self.ledger.reserve(need, timeout=RESERVE_TIMEOUT, label=spec.id)
-        except (DoesNotFit, ReservationTimeout) as exc:
+            reservation = self.ledger.reserve(need, timeout=self.reserve_timeout, label=spec.id)
+        except DoesNotFit as exc:
             raise StartupError(f"{spec.id}: {exc}") from None
-        instance = DockerInstance(
-            spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun,
-            protocol=descriptor, ready_probe=self.ready_probe, sandbox=self.sandbox,
-        )  # fmt: skip
-        instance.reservation = reservation
-        instance.on_stop = lambda: self.ledger.release(reservation)
-        self._instances.append(instance)
-        instance.start()
+        except ReservationTimeout as exc:  # its text starts with the model's id and names the holders
+            raise StartupError(str(exc)) from None
+        # from here on every way out that is not a started instance gives the reservation back:
+        # a leaked one makes the next model wait for resources nobody uses
+        instance: DockerInstance | None = None
+        try:
+            instance = DockerInstance(
+                spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun,
+                protocol=descriptor, ready_probe=self.ready_probe, sandbox=self.sandbox,
+            )  # fmt: skip
+            instance.reservation = reservation
+            instance.on_stop = lambda: self.ledger.release(reservation)
+            self._instances.append(instance)
+            instance.start()
+        except BaseException as exc:
+            if instance is not None:
+                instance.stop()  # idempotent; releases through on_stop
+            self.ledger.release(reservation)  # a no-op when on_stop already did
+            if isinstance(exc, Exception) and not isinstance(exc, StartupError):
+                raise StartupError(f"container of {spec.id} could not start: {type(exc).__name__}: {exc}") from exc
+            raise
         return instance
 
     def close(self) -> None:
@@ -512,6 +607,25 @@ class DockerRuntime:
         if not self.is_worker:
             for path in (self.ledger.path, Path(str(self.ledger.path) + ".lock")):
                 path.unlink(missing_ok=True)
+
+
+def sweep_dead(client: Any) -> tuple[int, int]:
+    """Remove the vdbench containers whose owning process is gone (host + pid labels, this host);
+    returns (removed, kept): kept are live runs', other hosts' and unlabelled (older) ones."""
+    from pytest_vdbench.runtime.owners import owner_gone
+
+    removed = kept = 0
+    for container in client.containers.list(all=True, filters={"label": [LABEL_RUN]}):
+        labels = container.labels or {}
+        if not owner_gone({"host": labels.get(LABEL_HOST), "pid": labels.get(LABEL_PID)}):
+            kept += 1
+            continue
+        try:
+            container.remove(force=True, v=True)
+            removed += 1
+        except Exception:
+            continue
+    return removed, kept
 
 
 def sweep(client: Any, labels: dict[str, str]) -> int:

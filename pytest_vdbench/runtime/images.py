@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import io
@@ -75,9 +76,15 @@ def connect_docker() -> DockerClient:
     raise DockerUnavailable(f"no Docker engine answers ({reason}); run scripts/start-docker.sh or set DOCKER_HOST")
 
 
+#: timeouts.build's default: one image build
+DEFAULT_BUILD_TIMEOUT = 1800.0
+
+
 def default_lock_dir() -> Path:
-    """Where build locks live unless a lock dir is passed: shared by every xdist worker on the host."""
-    return Path(tempfile.gettempdir()) / "vdbench-locks"
+    """Where build locks live unless a lock dir is passed: one fixed folder per user (not under
+    TMPDIR), so every run of this user on the host, whatever its TMPDIR, builds a hash once."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "vdbench" / "locks"
 
 
 class ImageBuildError(Exception):
@@ -267,8 +274,21 @@ def _context_entries(context_dir: Path, dockerfile: str) -> list[str]:
         for f in sorted(files):
             rel = prefix + f
             if rel in keep or not ignore.excluded(rel):
+                _refuse_special(context_dir, rel)
                 entries.append(rel)
     return sorted(entries)
+
+
+def _refuse_special(context_dir: Path, rel: str) -> None:
+    """A FIFO, device or socket in a context would block (or leak) hashing and the tar: refused."""
+    mode = (context_dir / rel).lstat().st_mode
+    if stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
+        return
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
+    raise FileNotFoundError(
+        f"{context_dir / rel} is {kind}; an image context may hold only files, folders and links "
+        "(remove it or list it in .dockerignore)"
+    )
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -305,11 +325,15 @@ def plan_image(
 
     ``base_id`` is the id of ``base_tag``; when omitted it is looked up through ``client``.
     """
-    context_dir = Path(context_dir).resolve()
+    try:
+        context_dir = Path(context_dir).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise FileNotFoundError(f"image context {context_dir} is a symlink loop") from None
     if not context_dir.is_dir():
         raise FileNotFoundError(f"image context {context_dir} is not a directory")
     dockerfile = PurePosixPath(dockerfile).as_posix()
-    if dockerfile.startswith("../") or not (context_dir / dockerfile).is_file():
+    target = context_dir / dockerfile
+    if dockerfile.startswith(("../", "/")) or not target.is_file() or not target.resolve().is_relative_to(context_dir):
         raise FileNotFoundError(f"Dockerfile {dockerfile!r} not found inside the image context {context_dir}")
     if base_id is None:
         if client is None:
@@ -389,16 +413,25 @@ def docker_build(
     log: BuildLog,
     name: str,
     network_mode: str | None = None,
+    timeout: float = DEFAULT_BUILD_TIMEOUT,
 ) -> str:
     """Run one docker build from a tar ``context``; return the image id or raise ``ImageBuildError``.
 
     ``network_mode="none"``: the RUN steps get no network (``sandbox.build_network: none``).
+    ``timeout`` bounds the whole build: checked at every line of output, and as the read timeout
+    while the build is silent (so a silent step ends it within twice ``timeout`` at worst).
     """
+    import requests.exceptions
+    import urllib3.exceptions
+
     image_id: str | None = None
     error: str | None = None
     pending = ""
+    deadline = time.monotonic() + timeout
+    chunks: Iterator[dict[str, object]] | None = None
     try:
-        chunks: Iterator[dict[str, object]] = client.api.build(
+        chunks = client.api.build(
+            timeout=max(1, int(timeout)),
             fileobj=context,
             custom_context=True,
             tag=tag,
@@ -412,6 +445,9 @@ def docker_build(
             network_mode=network_mode,
         )
         for chunk in chunks:
+            if time.monotonic() > deadline:
+                error = f"the build ran past its timeout of {timeout:g}s (timeouts.build in the manifest)"
+                break
             if isinstance(chunk.get("stream"), str):
                 pending += str(chunk["stream"])
                 *done, pending = pending.split("\n")
@@ -427,6 +463,13 @@ def docker_build(
                 log.line(str(chunk["status"]))
     except docker.errors.APIError as exc:
         error = str(exc.explanation or exc)
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        # the read timeout of a silent build (raised raw from the stream), a lost engine
+        late = time.monotonic() > deadline - 1
+        error = f"the build ran past its timeout of {timeout:g}s (timeouts.build in the manifest)" if late else str(exc)
+    finally:
+        if chunks is not None and hasattr(chunks, "close"):
+            chunks.close()  # hang up: the engine cancels a build whose client is gone
     if pending:
         log.line(_ANSI.sub("", pending))
     if error is not None:
@@ -448,6 +491,7 @@ def build_image(
     *,
     lock_dir: Path | None = None,
     network_mode: str | None = None,
+    timeout: float = DEFAULT_BUILD_TIMEOUT,
 ) -> BuildResult:
     """Build ``plan`` as ``vdbench/<name>:<hash>`` unless that tag exists (then ``cached=True``).
 
@@ -456,6 +500,9 @@ def build_image(
     another's (two models served from one build context, as GANBLR and GANBLR++) gets that image
     tagged under its own name instead of a build (``org.vdbench.model`` then names the model it was
     first built for). Docker's layer cache applies as usual.
+
+    The build runs under a private tag that becomes ``tag`` only once it succeeded, so a failed,
+    timed-out or interrupted build leaves no tag behind; an existing ``tag`` is never re-pointed.
     """
     tag = plan.tag(name)
     log_path = Path(log_dir) / f"{image_repo(name)}-{plan.short}.log"
@@ -469,24 +516,52 @@ def build_image(
         if found is not None:
             return found
         start = time.monotonic()
+        partial = f"{tag}-partial-{os.getpid()}"
         with BuildLog(log_path, stream) as log, tempfile.TemporaryFile() as context:
             log.line(f"vdbench: building {tag} for {name!r} from {plan.context_dir} ({len(plan.files)} entries)")
             write_context_tar(plan, context)
-            image_id = docker_build(
-                client,
-                context,
-                tag=tag,
-                dockerfile=plan.dockerfile,
-                buildargs={**dict(plan.build_args), "BASE": plan.base_tag},
-                labels={KIND_LABEL: "model", MODEL_LABEL: name, HASH_LABEL: plan.digest},
-                log=log,
-                name=name,
-                network_mode=network_mode,
-            )
+            try:
+                image_id = docker_build(
+                    client,
+                    context,
+                    tag=partial,
+                    dockerfile=plan.dockerfile,
+                    buildargs={**dict(plan.build_args), "BASE": plan.base_tag},
+                    labels={KIND_LABEL: "model", MODEL_LABEL: name, HASH_LABEL: plan.digest},
+                    log=log,
+                    name=name,
+                    timeout=timeout,
+                    network_mode=network_mode,
+                )
+                found = _publish(client, image_id, partial, tag, log_path)
+            finally:
+                _untag(client, partial)
+            if found is not None:
+                log.line(f"vdbench: {tag} appeared meanwhile ({found.image_id}); kept, not re-pointed")
+                if found.image_id != image_id:  # ours is now untagged: not left dangling
+                    with contextlib.suppress(docker.errors.DockerException):
+                        client.images.remove(image_id)
+                return found
             seconds = time.monotonic() - start
             log.line(f"vdbench: built {tag} ({image_id}) in {seconds:.1f}s")
     size = client.images.get(image_id).attrs.get("Size", 0)
     return BuildResult(tag, image_id, int(size or 0), seconds, False, log_path)
+
+
+def _publish(client: DockerClient, image_id: str, partial: str, tag: str, log_path: Path) -> BuildResult | None:
+    """Tag the finished build ``tag``, unless ``tag`` exists already (returned then, untouched)."""
+    found = _existing(client, tag, log_path)
+    if found is not None:
+        return found
+    repo, _, version = tag.rpartition(":")
+    client.images.get(image_id).tag(repo, version)
+    return None
+
+
+def _untag(client: DockerClient, partial: str) -> None:
+    """Drop the private build tag (the image stays under its real tag, if it got one)."""
+    with contextlib.suppress(docker.errors.DockerException):  # never created: the build failed first
+        client.images.remove(partial, noprune=True)
 
 
 def _same_hash(client: DockerClient, plan: ImagePlan, tag: str, log_path: Path) -> BuildResult | None:

@@ -172,8 +172,9 @@ class Ledger:
                     return Reservation(rid, gpus, time.monotonic() - start, len(entries) - 1, sharing)
             if time.monotonic() - start > timeout:
                 raise ReservationTimeout(
-                    f"{label or 'model'}: resources did not free up within {timeout:g}s (held: "
-                    f"{', '.join(e['label'] or '?' for e in entries.values())})"
+                    f"{label or 'model'}: resources did not free up within {timeout:g}s (needs {_describe_need(need)}; "
+                    f"held: {'; '.join(_describe_holder(e) for e in entries.values()) or 'nothing'}); "
+                    "raise --vdbench-reserve-timeout, or run fewer models at once"
                 )
             time.sleep(self.poll)
 
@@ -190,6 +191,22 @@ class Ledger:
             yield reservation
         finally:
             self.release(reservation)
+
+
+def _describe_need(need: Need) -> str:
+    parts = [f"{need.cpus:g} CPUs", f"{need.memory / 2**30:.1f} GiB memory"]
+    if need.gpus:
+        parts.append(f"{need.gpus} GPU(s) with {need.gpu_memory / 2**30:.1f} GiB")
+    return ", ".join(parts)
+
+
+def _describe_holder(entry: dict[str, Any]) -> str:
+    """``svd (pid 4711, 2 CPUs, 1.0 GiB memory, GPU-a, for 30s)``: who holds what, and since when."""
+    held = f"{float(entry['cpus']):g} CPUs, {int(entry['memory']) / 2**30:.1f} GiB memory"
+    if entry["gpus"]:
+        held += ", " + "+".join(entry["gpus"])
+    since = time.time() - float(entry.get("since", time.time()))
+    return f"{entry['label'] or '?'} (pid {entry['pid']}, {held}, for {since:.0f}s)"
 
 
 def inventory_from_host(gpus: Sequence[tuple[str, int]], cpus: float, memory: int) -> Inventory:

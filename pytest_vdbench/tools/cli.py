@@ -108,18 +108,28 @@ def _add_images(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    """Remove every container pytest-vdbench started (after a hard kill; normal runs clean up)."""
-    from pytest_vdbench.runtime.docker import LABEL_RUN, sweep
+    """Remove containers of vdbench runs whose process is gone (after a hard kill; normal runs clean up)."""
+    from pytest_vdbench.runtime.docker import LABEL_RUN, sweep, sweep_dead
 
     with closing(_client()) as client:
-        removed = sweep(client, {LABEL_RUN: args.run or ""})
-    print(f"removed {removed} vdbench container(s)")
+        if args.run or args.all:
+            removed = sweep(client, {LABEL_RUN: args.run or ""})
+            print(f"removed {removed} vdbench container(s)")
+            return 0
+        removed, kept = sweep_dead(client)
+    print(
+        f"removed {removed} vdbench container(s) of runs that are gone; kept {kept} of live runs, other hosts "
+        "or unknown owners (vdbench clean --all removes every vdbench container)"
+    )
     return 0
 
 
 def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     clean = sub.add_parser("clean", help=cmd_clean.__doc__)
     clean.add_argument("--run", metavar="ID", help="only the containers of this run id (label org.vdbench.run)")
+    clean.add_argument(
+        "--all", action="store_true", help="every vdbench container on the engine, live runs' and other users' too"
+    )
     clean.set_defaults(func=cmd_clean)
 
 
@@ -164,7 +174,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pytest_vdbench.manifest.validate import validate_paths
 
     cwd = Path.cwd()
-    report = validate_paths(_default_suites(args.paths), args.root or cwd, installed_metrics())
+    report = validate_paths(_default_suites(args.paths), args.root or cwd, installed_metrics(), args.allow_path)
     failing = report.problems if args.strict else report.errors
     summary = (
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in {len(report.files)} manifest(s)"
@@ -203,6 +213,16 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     val.add_argument("--strict", action="store_true", help="warnings fail too (exit status 1)")
     val.add_argument("--root", type=Path, metavar="DIR", help="project root for image.context. Default: the current folder")
+    val.add_argument(
+        "--allow-path",
+        "--vdbench-allow-path",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder outside the project that datasets, contexts and Dockerfiles may resolve into; repeatable "
+        "(as pytest's --vdbench-allow-path; env VDBENCH_ALLOW_PATH too)",
+    )
     val.set_defaults(func=cmd_validate)
 
 

@@ -1,0 +1,119 @@
+"""Who owns what on a shared host: runs record host + pid, so neighbours touch only what is dead.
+
+* a report folder is claimed by one live run at a time (``claim_folder``);
+* containers carry ``org.vdbench.host`` / ``org.vdbench.pid`` labels; ``vdbench clean`` and a new
+  run remove only those whose owning process is gone (``owner_gone``);
+* work folders carry an ``owner.json`` until their run ends; ledger files hold their owners' pids;
+  a new run removes a SIGKILLed run's leftovers of both (``sweep_dead_files``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OWNER_FILE", "FolderInUse", "claim_folder", "owner", "owner_gone", "release_folder", "sweep_dead_files"]
+
+OWNER_FILE = "owner.json"
+CLAIM_FILE = ".vdbench-run.json"
+
+
+class FolderInUse(Exception):
+    """Another live run claimed the folder; the message names it (host, pid, since) and the way out."""
+
+
+def owner() -> dict[str, Any]:
+    """This process as an owner record."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def owner_gone(record: Mapping[str, Any]) -> bool:
+    """True only when the owner ran on this host and its process no longer exists.
+
+    An owner on another host (a shared remote engine) or without a pid is never called gone.
+    """
+    try:
+        pid = int(record.get("pid", 0))
+    except (TypeError, ValueError):
+        return False
+    return bool(pid) and record.get("host") == socket.gethostname() and not _pid_alive(pid)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def claim_folder(folder: Path) -> Path:
+    """Claim ``folder`` for this run (created if needed); FolderInUse when a live run holds it.
+
+    A claim left by a dead run on this host is taken over. Returns the claim file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    claim = folder / CLAIM_FILE
+    for _ in range(3):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            held = _read(claim)
+            if held is not None and int(held.get("pid", -1)) == os.getpid() and held.get("host") == socket.gethostname():
+                return claim
+            if held is None or owner_gone(held):
+                with contextlib.suppress(FileNotFoundError):
+                    claim.unlink()  # a dead run's (or a torn) claim
+                continue
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(held.get("since", 0))))
+            raise FolderInUse(
+                f"{folder} is the report folder of another run still alive (pid {held.get('pid')} on "
+                f"{held.get('host')}, since {since}): its results would be overwritten; give another "
+                f"--vdbench-report folder, or wait for it (if that run is gone, delete {claim})"
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(owner(), fh)
+        return claim
+    raise FolderInUse(f"{folder}: could not claim {claim} (another run keeps taking it)")
+
+
+def release_folder(claim: Path) -> None:
+    """Give a claim back (only our own)."""
+    held = _read(claim)
+    if held is not None and int(held.get("pid", -1)) == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            claim.unlink()
+
+
+def sweep_dead_files(tmp: Path) -> list[Path]:
+    """Remove dead runs' work folders (``vdbench-*`` with an owner.json whose owner is gone) and
+    ledger files whose every entry belongs to a dead process; returns what was removed."""
+    removed: list[Path] = []
+    for folder in tmp.glob("vdbench-*"):
+        record = _read(folder / OWNER_FILE) if folder.is_dir() and not folder.is_symlink() else None
+        if record is not None and owner_gone(record):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    for ledger in tmp.glob("vdbench-ledger-*.json"):
+        entries = _read(ledger)
+        if entries and all(owner_gone({"host": socket.gethostname(), **dict(e)}) for e in entries.values()):
+            ledger.unlink(missing_ok=True)
+            removed.append(ledger)
+    return removed
