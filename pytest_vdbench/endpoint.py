@@ -32,7 +32,6 @@ class Endpoint:
         return f"http://{self.host}:{self.port}"
 
 
-
 class AdapterError(Exception):
     """The adapter answered with an error status (or not at all)."""
 

@@ -10,6 +10,9 @@ Endpoints (documented in the README, "Adapter REST contract"):
   tensor ``output``; headers ``X-Vdbench-Seconds`` (compute time) and ``X-Vdbench-Peak-Rss``.
 * ``POST /v1/fit``: safetensors body with the tensor ``table`` and metadata ``columns``/``params``
   (JSON strings) -> JSON ``{"fit_seconds"}``.
+* ``POST /v1/score`` (metric adapters): safetensors body with the tensor ``frames`` and metadata
+  ``prompt`` (string) and ``settings`` (JSON) -> JSON ``{"scores": {name: {value, range,
+  direction[, error]}}, "seconds"}``.
 
 Bad requests get a 4xx JSON ``{"error": ...}`` and the server keeps serving.
 
@@ -37,6 +40,7 @@ from pytest_vdbench.adapter.codec import decode_safetensors, encode_safetensors,
 
 MAX_JSON_BODY = 1 << 20
 MAX_FIT_BODY = 1 << 30
+MAX_SCORE_BODY = 1 << 31
 
 
 class RequestError(Exception):
@@ -220,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def do_POST(self) -> None:
-        self._dispatch({"/v1/generate": self._generate, "/v1/fit": self._fit})
+        self._dispatch({"/v1/generate": self._generate, "/v1/fit": self._fit, "/v1/score": self._score})
 
     def _metadata(self) -> None:
         adapter = self.state.require_adapter()
@@ -282,6 +286,29 @@ class Handler(BaseHTTPRequestHandler):
             adapter.fit(table, columns, **params)
             seconds = time.perf_counter() - start
         self._send_json(200, {"fit_seconds": seconds}, {"X-Vdbench-Peak-Rss": str(_peak_rss())})
+
+    def _score(self) -> None:
+        from pytest_vdbench.adapter.metric import check_scores
+
+        raw = self._body(MAX_SCORE_BODY)
+        try:
+            tensors, meta = decode_safetensors(raw)
+            frames = tensors["frames"]
+            prompt = meta.get("prompt", "")
+            settings = json.loads(meta.get("settings", "{}"))
+        except (ValueError, KeyError) as exc:
+            raise RequestError(400, f"score body must be safetensors with a 'frames' tensor: {exc}") from None
+        if not isinstance(settings, dict):
+            raise RequestError(400, f"settings must be a JSON object, got {type(settings).__name__}")
+        adapter = self.state.require_adapter()
+        scorer = getattr(adapter, "score", None)
+        if not callable(scorer):
+            raise RequestError(404, f"{self.state.entry} is not a metric adapter: it has no score()")
+        with self.state.lock:
+            start = time.perf_counter()
+            scores = check_scores(scorer(frames, prompt, **settings))
+            seconds = time.perf_counter() - start
+        self._send_json(200, {"scores": scores, "seconds": seconds}, {"X-Vdbench-Peak-Rss": str(_peak_rss())})
 
 
 def make_server(entry: str, host: str, port: int, options: Optional[Dict[str, Any]] = None) -> ThreadingHTTPServer:

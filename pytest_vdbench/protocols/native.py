@@ -173,6 +173,28 @@ class AdapterClient:
             raise self._error("POST /v1/fit", status, data)
         return float(json.loads(data)["fit_seconds"])
 
+    def score(
+        self, frames: np.ndarray[Any, Any], prompt: str, settings: Mapping[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """POST /v1/score (metric adapters): the frames as safetensors; returns the JSON ``scores``."""
+        meta = {"prompt": prompt, "settings": json.dumps(dict(settings))}
+        body = save_safetensors({"frames": np.ascontiguousarray(frames)}, metadata=meta)
+        try:
+            status, _, data = self._request("POST", "/v1/score", body, timeout=timeout, content_type="application/octet-stream")
+        except TimeoutError:
+            raise AdapterError(f"score did not answer within {timeout or self.timeout:g}s (timeouts.score)") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise AdapterError(f"score failed: connection lost ({exc!r}); did the scorer crash?") from None
+        if status != 200:
+            raise self._error("POST /v1/score", status, data)
+        try:
+            scores = json.loads(data)["scores"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AdapterError(f"score returned no JSON 'scores' object ({exc!r}): {data[:300]!r}") from None
+        if not isinstance(scores, dict):
+            raise AdapterError(f"score returned 'scores' as {type(scores).__name__}, not an object")
+        return scores
+
     @staticmethod
     def _error(what: str, status: int, data: bytes) -> AdapterError:
         try:
