@@ -66,7 +66,8 @@ def test_vbench_scores_a_video_model_with_its_own_temporal_flickering(
     assert sorted(model["dimensions"]) == sorted([*WEIGHT_DIMENSIONS, "temporal_flickering"])
     assert scorer["metadata"]["libraries"]["torch"] == "2.13.0+cpu"
     assert scorer["image"].startswith("vdbench/vbench:")
-    assert "`vbench.dynamic_degree` not computed: missing /weights/vbench/raft_model/models/raft-things.pth" in (
-        report / "report.md"
-    ).read_text()
+    assert (
+        "`vbench.dynamic_degree` not computed: missing /weights/vbench/raft_model/models/raft-things.pth"
+        in (report / "report.md").read_text()
+    )
     assert containers("vbench", "refvideo") == []
