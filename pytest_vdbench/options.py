@@ -127,6 +127,17 @@ def addoption(parser: pytest.Parser) -> None:
         "container, the harness talks to the adapter over a Unix socket (docker runtime; for untrusted "
         "adapters). Default: ini vdbench_sandbox or off.",
     )
+    group.addoption(
+        "--vdbench-metrics",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="Metric containers (kind: metric manifests, e.g. vbench) that score every generated output of "
+        "their modality; comma-separated, repeatable. Default: ini vdbench_metrics, plus each manifest's metrics.",
+    )
+    parser.addini(
+        "vdbench_metrics", "Metric containers enabled for every model (see --vdbench-metrics).", type="args", default=[]
+    )
     parser.addini("vdbench_sandbox", "Sandbox every model (network: none); see --vdbench-sandbox.", type="bool", default=False)
     group.addoption(
         "--vdbench-min-rounds",
@@ -238,6 +249,7 @@ class VdbenchOptions:
     sandbox: bool = False
     reserve_timeout: float = DEFAULT_RESERVE_TIMEOUT
     allow_paths: tuple[Path, ...] = ()
+    metrics: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
@@ -285,12 +297,24 @@ class VdbenchOptions:
             sandbox=bool(config.getoption("vdbench_sandbox") or config.getini("vdbench_sandbox")),
             reserve_timeout=_option_or_ini(config, "vdbench_reserve_timeout", parse_seconds, DEFAULT_RESERVE_TIMEOUT),
             allow_paths=_allow_paths(config),
+            metrics=_metric_names(config),
         )
 
 
 def _option_or_ini(config: pytest.Config, name: str, parse: Callable[[str], _T], default: _T) -> _T:
     value = config.getoption(name)
     return _ini_value(config, name, parse, default) if value is None else value
+
+
+def parse_metric_names(values: list[str]) -> tuple[str, ...]:
+    """``["vbench,clip", "x"]`` -> ``("vbench", "clip", "x")`` (comma lists, repeatable, unique)."""
+    names = [part.strip() for value in values for part in str(value).split(",")]
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def _metric_names(config: pytest.Config) -> tuple[str, ...]:
+    given = config.getoption("vdbench_metrics")
+    return parse_metric_names(given if given else [str(v) for v in config.getini("vdbench_metrics")])
 
 
 def _compare_path(config: pytest.Config) -> Path | None:

@@ -68,6 +68,8 @@ class ModelRun:
         #: cases whose test_budget is selected in this run (it reports OOM kills)
         self.budget_selected: set[str] = set()
         self._client: ModelClient | None = None
+        #: the metric containers scoring this model's outputs (scorers.Scorer, set by the session)
+        self.scorers: list[Any] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_built(self) -> BuildInfo:

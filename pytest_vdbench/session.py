@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_vdbench.checks.scorers import Scorer
 from pytest_vdbench.collect import ManifestFile, VariantModule, nodeid_for
 from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
 from pytest_vdbench.options import VdbenchOptions, project_root
@@ -32,16 +33,20 @@ SESSION_KEY = pytest.StashKey["VdbenchSession"]()
 #: the run's runtimes and protocols: built-ins plus ``pytest_vdbench_add_runtimes/protocols`` hooks
 RUNTIMES_KEY = pytest.StashKey[RuntimeRegistry]()
 PROTOCOLS_KEY = pytest.StashKey[ProtocolRegistry]()
+#: where metric containers' manifests live besides the suites (README, "Metric containers")
+METRICS_DIR = Path("model_suites") / "metrics"
 
 
-def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec]]:
-    """Every selected spec, by manifest, sorted (identical on every xdist worker)."""
-    problems: list[str] = []
+def _load(
+    paths: list[Path], root: Path, problems: list[str], allow: tuple[Path, ...] = ()
+) -> tuple[dict[Path, list[ModelSpec]], dict[str, ModelSpec]]:
+    """Models by manifest and metric containers (``kind: metric``) by name, from ``paths``."""
     by_path: dict[Path, list[ModelSpec]] = {}
+    metrics: dict[str, ModelSpec] = {}
     names: dict[str, Path] = {}
-    for path in discover_manifests(options.suites):
+    for path in paths:
         try:
-            specs = load_manifest(path, root, options.allow_paths)
+            specs = load_manifest(path, root, allow)
         except ManifestError as exc:
             problems.extend(exc.problems)
             continue
@@ -50,7 +55,27 @@ def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec
             problems.append(f"{path}: name: model name {name!r} is already used by {names[name]}")
             continue
         names[name] = path
-        by_path[path] = specs
+        if specs[0].manifest.kind == "metric":  # a scorer: started for other models, never collected
+            metrics[name] = specs[0]
+        else:
+            by_path[path] = specs
+    return by_path, metrics
+
+
+def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec]]:
+    """Every selected spec, by manifest, sorted (identical on every xdist worker)."""
+    return load_suite(options, root)[0]
+
+
+def load_suite(options: VdbenchOptions, root: Path) -> tuple[dict[Path, list[ModelSpec]], dict[str, ModelSpec]]:
+    """The selected models by manifest, and the metric containers by name (``model_suites/metrics``
+    is searched too, so ``--vdbench-metrics vbench`` works with any ``--vdbench-suite``)."""
+    problems: list[str] = []
+    paths = discover_manifests(options.suites)
+    extra = [p for p in discover_manifests([root / METRICS_DIR]) if p not in paths] if (root / METRICS_DIR).is_dir() else []
+    by_path, metrics = _load(paths + extra, root, problems, options.allow_paths)
+    for path in extra:
+        by_path.pop(path, None)  # only the metric manifests of the extra folder count
     if problems:
         raise pytest.UsageError("invalid vdbench manifest(s):\n" + "\n".join(problems))
     known = sorted({s.id for specs in by_path.values() for s in specs})
@@ -67,7 +92,20 @@ def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec
     if (options.models or options.variants) and not selected:
         wanted = " ".join([f"--vdbench-model {m}" for m in options.models] + [f"--vdbench-variant {v}" for v in options.variants])
         raise pytest.UsageError(f"{wanted}: no model matches; known models: {', '.join(known) or 'none'}")
-    return selected
+    _check_metric_names(options, selected, metrics)
+    return selected, metrics
+
+
+def _check_metric_names(options: VdbenchOptions, selected: dict[Path, list[ModelSpec]], metrics: dict[str, ModelSpec]) -> None:
+    known = ", ".join(sorted(metrics)) or f"none (no kind: metric manifest under the suites or {METRICS_DIR})"
+    for name in options.metrics:
+        if name not in metrics:
+            raise pytest.UsageError(f"--vdbench-metrics / ini vdbench_metrics: no metric container {name!r}; known: {known}")
+    for specs in selected.values():
+        for spec in specs:
+            for name in spec.manifest.metrics:
+                if name not in metrics:
+                    raise pytest.UsageError(f"{spec.path}: metrics: no metric container {name!r}; known: {known}")
 
 
 class VdbenchSession:
@@ -76,7 +114,8 @@ class VdbenchSession:
     def __init__(self, config: pytest.Config, options: VdbenchOptions) -> None:
         self.config = config
         self.options = options
-        self.specs_by_path = load_specs(options, project_root(config))
+        self.specs_by_path, self.metric_specs = load_suite(options, project_root(config))
+        self.scorers: dict[str, Scorer] = {}
         self.specs = [s for specs in self.specs_by_path.values() for s in specs]
         self.runs: dict[str, ModelRun] = {}
         self.budget_selected: dict[str, set[str]] = {}
@@ -84,6 +123,7 @@ class VdbenchSession:
         self._runtime: Runtime | None = None
         self._host: HostInfo | None = None
         self.notices: list[str] = []
+        self.docker_fallback: str | None = None  # why docker was not used when it was the default
         workerinput = getattr(config, "workerinput", None)
         if workerinput is None:
             self._neighbours(config, options)
@@ -142,6 +182,7 @@ class VdbenchSession:
         except RuntimeUnavailable as exc:
             if self.options.runtime_explicit or wanted != "docker":
                 return _Unavailable(wanted, f"--vdbench-runtime {wanted}: {exc}")
+            self.docker_fallback = str(exc)
             self._notice(f"vdbench: {exc}; running models as local processes instead (--vdbench-runtime process)")
         return registry.create("process", context)
 
@@ -170,7 +211,33 @@ class VdbenchSession:
         if run is None:
             run = self.runs[spec.id] = ModelRun(spec, self.runtime, self.protocols)
             run.budget_selected = self.budget_selected.get(spec.id, set())
+            run.scorers = [self.scorer(name) for name in self.metrics_for(spec)]
         return run
+
+    def metrics_for(self, spec: ModelSpec) -> list[str]:
+        """The metric containers scoring ``spec``: the run's (--vdbench-metrics) and its manifest's, of its modality."""
+        names = dict.fromkeys([*self.options.metrics, *spec.manifest.metrics])
+        return [n for n in names if self.metric_specs[n].manifest.modality == spec.manifest.modality]
+
+    def scorer(self, name: str) -> Scorer:
+        """The run's one ``Scorer`` for the metric container ``name`` (not started until first used)."""
+        if name not in self.scorers:
+            spec = self.metric_specs[name]
+            runtime = self.runtime
+            reason = runtime.reason if isinstance(runtime, _Unavailable) else None
+            if reason is None and self.docker_fallback is not None:
+                reason = (
+                    f"{self.docker_fallback}: metric containers need Docker (--vdbench-runtime process runs them "
+                    "as local processes, which needs their stack installed here)"
+                )
+            if reason is None:
+                from pytest_vdbench.runtime.host import unmet_requirements
+
+                reason = unmet_requirements(spec, self.host, runtime=runtime.name)
+            if reason is not None:
+                self._notice(f"vdbench: metric container {name} skipped: {reason}")
+            self.scorers[name] = Scorer(spec, runtime, reason, self.protocols)
+        return self.scorers[name]
 
     def skip_reason(self, spec: ModelSpec) -> str | None:
         from pytest_vdbench.runtime.host import unmet_requirements
@@ -228,6 +295,8 @@ class VdbenchSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         for run in self.runs.values():
             run.stop()
+        for scorer in self.scorers.values():
+            scorer.stop()
         if self._runtime is not None:
             self._runtime.close()
         self._sweep_crashed_workers()

@@ -61,9 +61,9 @@ def toy_manifest(name: str = "toy", fault: str = "none", **overrides: Any) -> di
             "range": [0, 1],
             "budgets": {"generate_seconds": 0.3, "peak_memory": "200m"},
             "quality": {
-                "dynamic_degree": {"min": 0.001},
+                "motion": {"min": 0.001},
                 "prompt_sensitivity": {"min": 0.01},
-                "motion_smoothness": {"min": 0.9},
+                "smoothness": {"min": 0.9},
             },
         },
     }
@@ -85,3 +85,19 @@ def write_suite(pytester: pytest.Pytester) -> Callable[..., Path]:
         return suite
 
     return write
+
+
+def toy_scorer_manifest(name: str = "toyscore", fault: str = "none", **overrides: Any) -> dict[str, Any]:
+    """A kind: metric manifest for tests/adapters/toy_scorer.py; ``overrides`` replace top-level keys."""
+    doc: dict[str, Any] = {
+        "name": name,
+        "kind": "metric",
+        "modality": "video",
+        "adapter": "toy_scorer:ToyScorer",
+        "options": {"fault": fault},
+        "image": {"context": str(ADAPTERS), "base": "bookworm"},
+        "resources": {"cpus": 1, "memory": "512m"},
+        "timeouts": {"startup": "20s", "score": "10s"},
+    }
+    doc.update(overrides)
+    return doc

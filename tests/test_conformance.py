@@ -57,13 +57,13 @@ ZOO = [
     ("exit", "test_generate", "*exited with code 3*"),
     ("slow", "test_budget", "*median generation time*exceeds expect.budgets.generate_seconds 0.3s*"),
     ("memory", "test_budget", "*peak memory*exceeds expect.budgets.peak_memory 200.0 MiB*"),
-    ("constant", "test_quality", "*dynamic_degree = 0 is below expect.quality.dynamic_degree.min*"),
+    ("constant", "test_quality", "*motion = 0 is below expect.quality.motion.min*"),
     ("ignores_prompt", "test_quality", "*prompt_sensitivity = 0 is below expect.quality.prompt_sensitivity.min*"),
     ("leak", "test_budget", "*memory grows on every call: the adapter's peak RSS rose*"),
     ("flaky", "test_generate", "*answered 500: RuntimeError: upstream returned 503*"),
     ("malformed", "test_generate", "*generate returned a malformed safetensors body*"),
     ("oversized", "test_generate", "*generate output refused: POST /v1/generate answered * bytes, over the limit of *"),
-    ("swapped_frames", "test_quality", "*motion_smoothness = * is below expect.quality.motion_smoothness.min = 0.9*"),
+    ("swapped_frames", "test_quality", "*smoothness = * is below expect.quality.smoothness.min = 0.9*"),
     ("chatty", "test_budget", "*the model wrote 2.* MiB of logs per call (*over expect.budgets.log_bytes 1.0 MiB*"),
 ]
 

@@ -9,11 +9,11 @@ import pytest
 
 from pytest_vdbench.checks.metrics import MetricInfo, ScoreContext, builtin_registry
 from pytest_vdbench.checks.metrics.video import (
-    dynamic_degree,
-    motion_smoothness,
+    flicker,
+    motion,
     prompt_sensitivity,
     sharpness,
-    temporal_flicker,
+    smoothness,
     to_canonical,
     video_report,
 )
@@ -41,7 +41,7 @@ def texture(seed: int = 0, size: int = 64) -> Video:
     return out
 
 
-def flicker() -> Video:
+def blinking() -> Video:
     v = np.zeros((F, 3, H, W), np.float32)
     v[::2] = 1.0
     return v
@@ -60,39 +60,39 @@ def blur(v: Video) -> Video:
 
 
 def test_static_video_has_no_dynamics_and_no_flicker() -> None:
-    assert dynamic_degree(static()) == 0.0
-    assert temporal_flicker(static()) == 1.0
-    assert motion_smoothness(static()) == 1.0
+    assert motion(static()) == 0.0
+    assert flicker(static()) == 1.0
+    assert smoothness(static()) == 1.0
 
 
 def test_flicker_scores_worse_than_a_smooth_pan() -> None:
-    assert temporal_flicker(flicker()) == pytest.approx(0.0)
-    assert motion_smoothness(flicker()) == pytest.approx(0.0)
-    assert temporal_flicker(pan(1)) > 0.9 > temporal_flicker(flicker())
-    assert motion_smoothness(pan(1)) > 0.99 > motion_smoothness(flicker())
+    assert flicker(blinking()) == pytest.approx(0.0)
+    assert smoothness(blinking()) == pytest.approx(0.0)
+    assert flicker(pan(1)) > 0.9 > flicker(blinking())
+    assert smoothness(pan(1)) > 0.99 > smoothness(blinking())
 
 
 @pytest.mark.parametrize("speed", [0.5, 1, 1.5, 2, 3, 5])
 def test_dynamic_degree_recovers_the_shift(speed: float) -> None:
-    assert dynamic_degree(pan(speed)) == pytest.approx(speed, abs=0.1)
+    assert motion(pan(speed)) == pytest.approx(speed, abs=0.1)
 
 
 def test_faster_pan_is_more_dynamic() -> None:
-    assert dynamic_degree(pan(2)) > dynamic_degree(pan(1)) > dynamic_degree(pan(0)) == 0.0
+    assert motion(pan(2)) > motion(pan(1)) > motion(pan(0)) == 0.0
 
 
 def test_dynamic_degree_recovers_a_diagonal_shift_at_full_resolution_scale() -> None:
     # 320 x 320 frames are downsampled x3 for the search; the answer is still in input pixels
     big = np.kron(texture(1), np.ones((5, 5)))
     video = np.stack([np.roll(big, (3 * t, 6 * t), (0, 1)) for t in range(6)])[:, None].astype(np.float32)
-    assert dynamic_degree(video) == pytest.approx(np.hypot(3, 6), rel=0.1)
+    assert motion(video) == pytest.approx(np.hypot(3, 6), rel=0.1)
 
 
 def test_shuffled_frames_are_caught_by_smoothness() -> None:
     ordered = pan(1)
     shuffled = ordered[[0, 4, 1, 5, 2, 6, 3, 7]]
-    assert motion_smoothness(shuffled) < motion_smoothness(ordered) - 0.1
-    assert temporal_flicker(shuffled) < temporal_flicker(ordered)
+    assert smoothness(shuffled) < smoothness(ordered) - 0.1
+    assert flicker(shuffled) < flicker(ordered)
 
 
 def test_blur_lowers_sharpness() -> None:
@@ -104,7 +104,7 @@ def test_blur_lowers_sharpness() -> None:
 
 
 def test_constant_video_fails_dynamics_and_sharpness() -> None:
-    assert dynamic_degree(constant()) == 0.0
+    assert motion(constant()) == 0.0
     assert sharpness(constant()) == 0.0
 
 
@@ -138,16 +138,16 @@ def test_equal_luminance_colour_motion_is_seen() -> None:
     c = np.arange(3, dtype=np.float32)[:, None, None]
     video = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * ((x - 2 * t) / W + c / 3)) * np.ones((3, H, W)) for t in range(F)])
     np.testing.assert_allclose(video.mean(axis=1), 0.5, atol=1e-6)
-    assert dynamic_degree(video) == pytest.approx(2.0, abs=0.1)
+    assert motion(video) == pytest.approx(2.0, abs=0.1)
     assert sharpness(video) > 0
 
 
 @pytest.mark.parametrize("frames", [1, 2])
 def test_short_videos_are_well_defined(frames: int) -> None:
     report = video_report(pan(1, frames=frames))
-    assert report["temporal_flicker"] == (1.0 if frames == 1 else pytest.approx(temporal_flicker(pan(1)[:2])))
-    assert report["motion_smoothness"] == 1.0
-    assert report["dynamic_degree"] == (0.0 if frames == 1 else pytest.approx(1.0))
+    assert report["flicker"] == (1.0 if frames == 1 else pytest.approx(flicker(pan(1)[:2])))
+    assert report["smoothness"] == 1.0
+    assert report["motion"] == (0.0 if frames == 1 else pytest.approx(1.0))
     assert report["sharpness"] == pytest.approx(sharpness(pan(1)[:frames]))
 
 
@@ -185,19 +185,19 @@ def test_bad_inputs_say_what_is_wrong(bad: Video, message: str) -> None:
 )
 def test_out_of_range_values_are_rejected_by_the_metrics(values: Video, message: str) -> None:
     to_canonical(values)  # the layout is fine; only scoring needs the values in [0, 1]
-    for metric in (temporal_flicker, motion_smoothness, dynamic_degree, sharpness):
+    for metric in (flicker, smoothness, motion, sharpness):
         with pytest.raises(ValueError, match=message):
             metric(values)
 
 
 def test_registry_declares_every_builtin_once() -> None:
     registry = builtin_registry()
-    video = ["dynamic_degree", "motion_smoothness", "prompt_sensitivity", "sharpness", "temporal_flicker"]
+    video = ["flicker", "motion", "prompt_sensitivity", "sharpness", "smoothness"]
     assert registry.names("video") == video
     assert {"column_shapes", "column_pair_trends", "tstr_accuracy", "tstr_ratio"} <= set(registry.names("tabular"))
-    info = registry.info("temporal_flicker")
+    info = registry.info("flicker")
     assert info is not None and info.better == "higher" and info.range == (0, 1) and info.low_means
-    assert registry.directions()["dynamic_degree"] == 0  # motion is not quality: shown, never flagged
+    assert registry.directions()["motion"] == 0  # motion is not quality: shown, never flagged
     assert registry.info("prompt_sensitivity").needs == "prompt"  # type: ignore[union-attr]
     assert registry.info("clip_score") is None
 
@@ -218,7 +218,7 @@ def test_a_scorer_plugs_in_and_duplicate_names_are_rejected() -> None:
     assert "mean_brightness" in registry.names("video")
     case = Case(id="c", prompt="p", seed=0)
     scores, not_run = registry.score("video", ScoreContext(case=case, output=constant(), generate=lambda p: constant()))
-    assert scores["mean_brightness"] == pytest.approx(0.5) and scores["temporal_flicker"] == 1.0 and not not_run
+    assert scores["mean_brightness"] == pytest.approx(0.5) and scores["flicker"] == 1.0 and not not_run
     with pytest.raises(ValueError, match="'mean_brightness' is already registered"):
         registry.add(Brightness())
 

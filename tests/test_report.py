@@ -64,7 +64,7 @@ def test_a_real_run_writes_json_md_and_html(pytester: pytest.Pytester, write_sui
     [failure] = beta["failures"]
     assert failure["test"] == "test_budget[fox]" and "exceeds expect.budgets.generate_seconds 0.3s" in failure["message"]
     assert "POST /v1/generate" in beta["log_tail"]  # the model's own last log lines, kept before it stopped
-    assert alpha["quality_by_case"]["fox"]["temporal_flicker"] > 0
+    assert alpha["quality_by_case"]["fox"]["flicker"] > 0
 
     prov = alpha["provenance"]
     assert prov["manifest_sha256"] == alpha["manifest_sha256"] and len(prov["manifest_sha256"]) == 64
@@ -100,7 +100,7 @@ def test_a_real_run_writes_json_md_and_html(pytester: pytest.Pytester, write_sui
     result.stdout.fnmatch_lines(
         [
             "*vdbench summary*",
-            "alpha *ready *generate *peak *temporal_flicker*VALID  ok",
+            "alpha *ready *generate *peak *flicker*VALID  ok",
             "beta *ready *generate *peak *INVALID  failed",
         ]
     )

@@ -32,7 +32,7 @@ def row(
             "fit": {},
         },
         "peak_memory_bytes": memory,
-        "quality_by_case": {"fox": quality if quality is not None else {"temporal_flicker": 0.9, "dynamic_degree": 0.5}},
+        "quality_by_case": {"fox": quality if quality is not None else {"flicker": 0.9, "motion": 0.5}},
     }
 
 
@@ -74,12 +74,12 @@ def test_memory_growth_is_judged_without_a_validity_gate() -> None:
 
 
 def test_quality_direction_decides_what_is_worse() -> None:
-    worse = deltas(row(quality={"temporal_flicker": 0.9}), row(quality={"temporal_flicker": 0.7}))
-    assert worse["temporal_flicker[fox]"].regression
-    better = deltas(row(quality={"temporal_flicker": 0.7}), row(quality={"temporal_flicker": 0.9}))
-    assert not better["temporal_flicker[fox]"].regression
-    # dynamic_degree measures motion, not quality: shown, never flagged
-    neutral = deltas(row(quality={"dynamic_degree": 0.9}), row(quality={"dynamic_degree": 0.1}))["dynamic_degree[fox]"]
+    worse = deltas(row(quality={"flicker": 0.9}), row(quality={"flicker": 0.7}))
+    assert worse["flicker[fox]"].regression
+    better = deltas(row(quality={"flicker": 0.7}), row(quality={"flicker": 0.9}))
+    assert not better["flicker[fox]"].regression
+    # motion measures motion, not quality: shown, never flagged
+    neutral = deltas(row(quality={"motion": 0.9}), row(quality={"motion": 0.1}))["motion[fox]"]
     assert not neutral.regression and "never flagged" in neutral.note
 
 

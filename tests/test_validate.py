@@ -68,7 +68,7 @@ BAD = {
             generate_seconds: 5
             peak_memory: 1g
           quality:
-            flicker: {{min: 0.5}}
+            flickr: {{min: 0.5}}
             prompt_sensitivity: {{min: 0.01}}
         """,
     "f_tabular.yaml": f"""\
@@ -115,7 +115,7 @@ EXPECTED = [
     "bad/e_budgets.yaml:12: expect.shape: case 'c' asks for frames = 4 (params.frames) but expect.shape[[]0] is 8*",
     "bad/e_budgets.yaml:14: expect.budgets.generate_seconds: budget 5s is not below timeouts.generate = 2s*",
     "bad/e_budgets.yaml:15: expect.budgets.peak_memory: peak_memory budget 1024 MiB is over resources.memory 512 MiB*",
-    "bad/e_budgets.yaml:17: expect.quality.flicker: no video metric 'flicker'; did you mean 'temporal_flicker'?*",
+    "bad/e_budgets.yaml:17: expect.quality.flickr: no video metric 'flickr'; did you mean 'flicker'?*",
     "bad/e_budgets.yaml:18: expect.quality.prompt_sensitivity: case 'c' has no prompt, so prompt_sensitivity cannot be scored",
     "bad/f_tabular.yaml:3: adapter: warning: Dockerfile does not COPY toy_tabular.py into the image: the process runtime "
     "finds it in the context, the container will not (ModuleNotFoundError in test_health); add it to a COPY line",

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from pytest_vdbench.adapter.base import ModelAdapter
 from pytest_vdbench.adapter.codec import decode_safetensors, encode_safetensors
+from pytest_vdbench.adapter.metric import MetricAdapter, not_computed, score
 
-__all__ = ["SDK_VERSION", "ModelAdapter", "decode_safetensors", "encode_safetensors"]
+__all__ = [
+    "SDK_VERSION",
+    "MetricAdapter",
+    "ModelAdapter",
+    "decode_safetensors",
+    "encode_safetensors",
+    "not_computed",
+    "score",
+]
 
 SDK_VERSION = "1"

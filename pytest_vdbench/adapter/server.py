@@ -10,6 +10,9 @@ Endpoints (documented in the README, "Adapter REST contract"):
   tensor ``output``; headers ``X-Vdbench-Seconds`` (compute time) and ``X-Vdbench-Peak-Rss``.
 * ``POST /v1/fit``: safetensors body with the tensor ``table`` and metadata ``columns``/``params``
   (JSON strings) -> JSON ``{"fit_seconds"}``.
+* ``POST /v1/score`` (metric adapters): safetensors body with the tensor ``frames`` and metadata
+  ``prompt`` (string) and ``settings`` (JSON) -> JSON ``{"scores": {name: {value, range,
+  direction[, error]}}, "seconds"}``.
 
 Bad requests get a 4xx JSON ``{"error": ...}`` and the server keeps serving. The HTTP layer
 (:mod:`pytest_vdbench.adapter.wire`) bounds connections, threads, time and bytes; ``generate()`` and
@@ -40,6 +43,7 @@ from pytest_vdbench.adapter.wire import HTTPError, Limits, Request, Response, Se
 
 MAX_JSON_BODY = 1 << 20
 MAX_FIT_BODY = 1 << 30
+MAX_SCORE_BODY = 1 << 31
 
 
 class RequestError(Exception):
@@ -160,7 +164,11 @@ class App:
             "/v1/metadata": self._metadata,
             "/v1/requirements": lambda r: json_response(200, self.state.require_adapter().get_requirements()),
         }
-        self.post_routes: Dict[str, Callable[[Request], Response]] = {"/v1/generate": self._generate, "/v1/fit": self._fit}
+        self.post_routes: Dict[str, Callable[[Request], Response]] = {
+            "/v1/generate": self._generate,
+            "/v1/fit": self._fit,
+            "/v1/score": self._score,
+        }
 
     def is_model_request(self, request: Request) -> bool:
         """POSTs wait for the model; everything else is answered by the control workers at once."""
@@ -256,6 +264,31 @@ class App:
                 _close_quietly(mapped)
         return json_response(200, {"fit_seconds": seconds}, {"X-Vdbench-Peak-Rss": str(_peak_rss())})
 
+    def _score(self, request: Request) -> Response:
+        from pytest_vdbench.adapter.metric import check_scores
+
+        raw = request.read_body(MAX_SCORE_BODY, self.limits)
+        try:
+            tensors, meta = decode_safetensors(raw)
+            frames = tensors["frames"]
+            prompt = meta.get("prompt", "")
+            settings = parse_json(meta.get("settings", "{}"), "score metadata 'settings'")
+        except RecursionError:
+            raise RequestError(400, "score body's safetensors header is nested too deeply") from None
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise RequestError(400, f"score body must be safetensors with a 'frames' tensor: {exc}") from None
+        if not isinstance(settings, dict):
+            raise RequestError(400, f"settings must be a JSON object, got {type(settings).__name__}")
+        adapter = self.state.require_adapter()
+        scorer = getattr(adapter, "score", None)
+        if not callable(scorer):
+            raise RequestError(404, f"{self.state.entry} is not a metric adapter: it has no score()")
+        with self._model_lock(adapter):
+            start = time.perf_counter()
+            scores = check_scores(scorer(frames, prompt, **settings))
+            seconds = time.perf_counter() - start
+        return json_response(200, {"scores": scores, "seconds": seconds}, {"X-Vdbench-Peak-Rss": str(_peak_rss())})
+
 
 def json_response(status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> Response:
     return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
@@ -302,7 +335,6 @@ def _decode_fit_body(spool: Any) -> "tuple[Any, Any, Dict[str, Any], Any]":
         raise
     del tensors
     return table, columns, params, mapped
-
 
 def _close_quietly(mapped: Any) -> None:
     close = getattr(mapped, "close", None)

@@ -33,6 +33,8 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 
 __all__ = [
     "DEFAULT_PORTS",
+    "RENAMED_METRICS",
+    "CacheMount",
     "Case",
     "CogOptions",
     "DeclaredRequirements",
@@ -182,6 +184,7 @@ class Timeouts(_Frozen):
     generate: Seconds = Field(300.0, description="one generate request")
     fit: Seconds = Field(900.0, description="one fit request (tabular)")
     build: Seconds = Field(1800.0, description="one image build (docker runtime); a build past it fails test_build")
+    score: Seconds = Field(300.0, description="one score request (kind: metric)")
 
 
 class Budgets(_Frozen):
@@ -216,6 +219,23 @@ class Bound(_Frozen):
         return self
 
 
+#: Built-in video metrics renamed so that none carries a VBench dimension's name without VBench's
+#: computation (README, "VBench scores"). Old keys in ``expect.quality`` still bound the new metric
+#: (``vdbench validate`` and collection warn, naming the new key); VBench's own values are
+#: ``vbench.<dimension>`` from the vbench metric container.
+RENAMED_METRICS: dict[str, str] = {"temporal_flicker": "flicker", "motion_smoothness": "smoothness", "dynamic_degree": "motion"}
+
+
+def renamed_metric_message(old: str) -> str:
+    """The deprecation text for an old built-in metric key in ``expect.quality``."""
+    new = RENAMED_METRICS[old]
+    vbench = "temporal_flickering" if old == "temporal_flicker" else old
+    return (
+        f"{old!r} was renamed to {new!r}: rename the key to expect.quality.{new} (the bound still applies, to {new}, "
+        f"until the old name is removed); VBench's own {vbench} is vbench.{vbench} with --vdbench-metrics=vbench"
+    )
+
+
 Dtype = Literal["float16", "float32", "float64", "uint8", "int32", "int64", "bool"]
 _ITEMSIZE = {"float16": 2, "float32": 4, "float64": 8, "uint8": 1, "int32": 4, "int64": 8, "bool": 1}
 
@@ -247,6 +267,19 @@ class Expect(_Frozen):
                 size *= int(dim or 1)
             return 4 * size * _ITEMSIZE[self.dtype] + (1 << 16)
         return 4 << 30
+
+    @field_validator("quality", mode="before")
+    @classmethod
+    def _renamed(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        out = dict(value)
+        for old, new in RENAMED_METRICS.items():
+            if old in out:
+                if new in out:
+                    raise ValueError(f"{old!r} and {new!r} both given: {old!r} is the old name of {new!r}; keep {new!r}")
+                out[new] = out.pop(old)
+        return out
 
     @field_validator("shape")
     @classmethod
@@ -312,6 +345,23 @@ class Sandbox(_Frozen):
     )
 
 
+class CacheMount(_Frozen):
+    """A host cache (weights) mounted read-only into the container when it exists on the host."""
+
+    host: str = Field(description="host directory; ~ and $VARS are expanded")
+    target: str = Field(pattern=r"^/", description="absolute path inside the container")
+    env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="host environment variable that overrides host (e.g. VBENCH_CACHE_DIR)"
+    )
+
+    def host_path(self) -> Path:
+        """The host directory to mount (the ``env`` variable wins when it is set)."""
+        import os
+
+        raw = (os.environ.get(self.env) if self.env else None) or self.host
+        return Path(os.path.expandvars(os.path.expanduser(raw)))
+
+
 ProtocolName = Literal["native", "cog", "oip-v2"]
 #: the container port each protocol's server listens on unless the manifest's ``port`` says otherwise
 DEFAULT_PORTS: dict[str, int] = {"native": 8080, "cog": 5000, "oip-v2": 8080}
@@ -355,7 +405,10 @@ class Manifest(_Frozen):
     """One model (variant) after variant overrides are merged."""
 
     name: str = Field(pattern=_NAME)
-    modality: Literal["video", "tabular"]
+    kind: Literal["model", "metric"] = Field(
+        "model", description="metric: a scorer container serving POST /v1/score (README, Metric containers); it has no cases"
+    )
+    modality: Literal["video", "tabular"] = Field(description="what the model generates (kind: metric: what it scores)")
     description: str = ""
     protocol: ProtocolName = Field("native", description="the API the image serves: native (vdbench adapter), cog, oip-v2")
     adapter: str | None = Field(
@@ -378,7 +431,13 @@ class Manifest(_Frozen):
     requires: Requires = Field(default_factory=Requires)
     sandbox: Sandbox = Field(default_factory=Sandbox)
     expect: Expect = Field(default_factory=Expect)
-    cases: list[Case] = Field(min_length=1, max_length=MAX_CASES)
+    caches: list[CacheMount] = Field(default_factory=list, description="host caches mounted read-only when present")
+    metrics: list[str] = Field(
+        default_factory=list, description="metric containers (kind: metric manifests, by name) that score this model's outputs"
+    )
+    cases: list[Case] = Field(
+        default_factory=list, max_length=MAX_CASES, description="generation requests (at least one; none for kind: metric)"
+    )
     rounds: int = Field(3, ge=1, le=1000, description="timed generation rounds")
     warmup_rounds: int = Field(1, ge=0, le=100)
     variants: dict[str, Any] = Field(default_factory=dict, description="name -> overrides")
@@ -455,6 +514,14 @@ class Manifest(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
+        if self.kind == "model" and not self.cases:
+            raise ValueError("cases: a model needs at least one case")
+        if self.kind == "metric" and (self.cases or self.metrics):
+            raise ValueError("a kind: metric manifest scores other models' outputs: it takes no cases and no metrics")
+        if self.kind == "metric" and self.protocol != "native":
+            raise ValueError(
+                f"kind: metric needs protocol: native (POST /v1/score of the vdbench adapter SDK), got {self.protocol}"
+            )
         counts = collections.Counter(c.id for c in self.cases)  # linear: a suite may have thousands of cases
         dupes = sorted(i for i, n in counts.items() if n > 1)
         if dupes:

@@ -34,7 +34,16 @@ try:  # libyaml: lines are looked up only for problems, but a suite may have man
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
-from pytest_vdbench.manifest import Case, ManifestError, ModelSpec, discover_manifests, load_manifest, node_line
+from pytest_vdbench.manifest import (
+    RENAMED_METRICS,
+    Case,
+    ManifestError,
+    ModelSpec,
+    discover_manifests,
+    load_manifest,
+    node_line,
+    renamed_metric_message,
+)
 
 __all__ = [
     "KnownMetrics",
@@ -235,6 +244,20 @@ def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]], m
         yield from memo[key]
     yield from _case_problems(spec, metrics)
     yield from _budget_problems(spec)
+    yield from _renamed_problems(spec)
+
+
+def _renamed_problems(spec: ModelSpec) -> Iterator[_Found]:
+    """Old built-in metric names (VBench's, for other computations) still work, with a warning naming the new key."""
+    raw = spec.raw
+    places: list[tuple[list[str | int], Any]] = [(["expect", "quality"], (raw.get("expect") or {}).get("quality"))]
+    for i, case in enumerate(raw.get("cases") or []):
+        if isinstance(case, dict):
+            places.append((["cases", i, "expect", "quality"], (case.get("expect") or {}).get("quality")))
+    for loc, quality in places:
+        for old in RENAMED_METRICS:
+            if isinstance(quality, dict) and old in quality:
+                yield [*loc, old], "renamed-metric", "warning", renamed_metric_message(old)
 
 
 def _dockerfile_problems(spec: ModelSpec, context: Path) -> Iterator[_Found]:
@@ -500,6 +523,8 @@ def _case_problems(spec: ModelSpec, metrics: KnownMetrics) -> Iterator[_Found]:
                     name,
                 ]
             )
+            if "." in name and name.split(".", 1)[0] and name.split(".", 1)[1]:
+                continue  # <metric container>.<score>: only the container knows its names (checked when run)
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""

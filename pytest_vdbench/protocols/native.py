@@ -173,6 +173,29 @@ class AdapterClient:
         value, _ = server_time(seconds, answer.seconds, len(body), "fit_seconds")
         return value
 
+    def score(
+        self, frames: np.ndarray[Any, Any], prompt: str, settings: Mapping[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """POST /v1/score (metric adapters): the frames as safetensors; returns the JSON ``scores``."""
+        meta = {"prompt": prompt, "settings": json.dumps(dict(settings))}
+        body = save_safetensors({"frames": np.ascontiguousarray(frames)}, metadata=meta)
+        answer = self._http.answer_or_error(
+            "score",
+            "POST",
+            "/v1/score",
+            body,
+            timeout=timeout,
+            content_type="application/octet-stream",
+            limit_name="timeouts.score",
+        )
+        if answer.status != 200:
+            raise self._error("POST /v1/score", answer.status, answer.body)
+        reply = parse_json(answer.body, "POST /v1/score")
+        scores = reply.get("scores") if isinstance(reply, dict) else None
+        if not isinstance(scores, dict):
+            raise AdapterError(f"score returned no JSON 'scores' object: {bytes(answer.body[:300])!r}")
+        return scores
+
     @staticmethod
     def _error(what: str, status: int, data: bytes | bytearray) -> AdapterError:
         body = parse_object(data[:JSON_LIMIT])

@@ -52,9 +52,19 @@ def bar_chart(title: str, rows: list[dict[str, Any]], key: str, fmt: str) -> dic
 
 
 def _quality_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    metrics = sorted({m for r in rows for scores in (r.get("quality_by_case") or {}).values() for m in scores})
+    # a metric container's uncomputed scores get a column too: their cell says why (never a number)
+    notes = {r["id"]: r.get("quality_notes_by_case") or {} for r in rows}
+    metrics = sorted(
+        {m for r in rows for scores in (r.get("quality_by_case") or {}).values() for m in scores}
+        | {m for by_case in notes.values() for case_notes in by_case.values() for m in case_notes}
+    )
     table = [
-        {"model": r["id"], "case": case, "scores": [scores.get(m) for m in metrics]}
+        {
+            "model": r["id"],
+            "case": case,
+            "scores": [scores.get(m) for m in metrics],
+            "notes": [notes[r["id"]].get(case, {}).get(m) for m in metrics],
+        }
         for r in rows
         for case, scores in sorted((r.get("quality_by_case") or {}).items())
     ]

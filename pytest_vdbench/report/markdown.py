@@ -73,6 +73,22 @@ def _failures(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _metric_containers(rows: list[dict[str, Any]]) -> list[str]:
+    """Which metric containers scored each model, and every score not computed (with the reason)."""
+    out: list[str] = []
+    for r in rows:
+        for mc in r.get("metric_containers") or []:
+            meta = mc.get("metadata") or {}
+            versions = ", ".join(f"{k} {v}" for k, v in sorted((meta.get("libraries") or {}).items()))
+            state = f"skipped: {mc['skipped']}" if mc.get("skipped") else (versions or "no metadata")
+            out.append(f"- **{md_cell(r['id'])}** scored by `{mc['name']}` ({md_cell(state)})")
+            hashes = (meta.get("model") or {}).get("weights_sha256") or {}
+            out += [f"  - weights `{name}` sha256 {digest}" for name, digest in sorted(hashes.items())]
+        notes = {k: v for case_notes in (r.get("quality_notes_by_case") or {}).values() for k, v in case_notes.items()}
+        out += [f"  - `{md_cell(name)}` not computed: {md_cell(note)}" for name, note in sorted(notes.items())]
+    return ["", "## Metric containers and scores not computed", "", *out] if out else []
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The whole report.md for one report.json document."""
     rows = doc["models"]
@@ -88,5 +104,6 @@ def markdown(doc: dict[str, Any]) -> str:
     if invalid:
         out += ["", "## INVALID timings", ""] + [f"- **{md_cell(m)}**: {md_cell(reason)}" for m, reason in invalid]
     out += _comparison(doc)
+    out += _metric_containers(rows)
     out += _failures(rows)
     return "\n".join(out) + "\n"

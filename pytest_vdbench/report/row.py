@@ -47,6 +47,10 @@ class ReportRow(TypedDict, total=False):
     log_bytes: int | None
     quality: dict[str, float]
     quality_by_case: dict[str, dict[str, float]]
+    #: case -> metric -> why it was not computed (a metric container's "missing <file>", a scorer's reason)
+    quality_notes_by_case: dict[str, dict[str, str]]
+    #: the metric containers that scored this model: image, manifest, metadata (versions, weights' hashes)
+    metric_containers: list[dict[str, Any]]
     metadata: dict[str, Any] | None
     status: str
     errors: list[str]
@@ -141,7 +145,29 @@ def _quality_fields(run: ModelRun) -> ReportRow:
     for metrics in by_case.values():
         for key, value in metrics.items():
             scores.setdefault(key, value)
-    return {"quality": scores, "quality_by_case": by_case}
+    notes = {
+        c.id: dict(r.not_computed) for c in run.spec.manifest.cases if (r := run.cases.get(c.id)) is not None and r.not_computed
+    }
+    return {
+        "quality": scores,
+        "quality_by_case": by_case,
+        "quality_notes_by_case": notes,
+        "metric_containers": [_scorer_fields(s) for s in run.scorers],
+    }
+
+
+def _scorer_fields(scorer: Any) -> dict[str, Any]:
+    """A metric container's provenance: its image and what its adapter reports (versions, weights' hashes)."""
+    build = scorer.run.build
+    return {
+        "name": scorer.name,
+        "manifest": str(scorer.spec.path),
+        "manifest_sha256": scorer.spec.manifest_sha256,
+        "image": build.image if build else None,
+        "image_id": build.image_id if build else None,
+        "skipped": scorer.skip_reason or scorer.run.skip_reason,
+        "metadata": scorer.metadata,
+    }
 
 
 def _media(run: ModelRun) -> list[dict[str, Any]]:

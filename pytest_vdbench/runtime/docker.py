@@ -259,6 +259,9 @@ class DockerInstance:
                 else docker.types.DeviceRequest(count=r.gpus, capabilities=[["gpu"]])
             )
             run_kwargs["device_requests"] = [request]
+        for cache in m.caches:  # weights caches (e.g. VBench's): read-only, and only when the host has them
+            if cache.host_path().is_dir():
+                self.container.with_volume_mapping(str(cache.host_path()), cache.target, "ro")
         if m.requires.weights:
             container.with_volume_mapping(str(hf_cache_dir()), "/hf-cache", "ro")
             container.with_envs(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")

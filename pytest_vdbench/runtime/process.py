@@ -61,6 +61,9 @@ class ProcessInstance:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (context, env.get("PYTHONPATH", "")) if p)
         env["VDBENCH_OPTIONS"] = json.dumps(spec.manifest.options)
         env.update(spec.manifest.env)
+        for cache in spec.manifest.caches:  # a local process reads the host cache where it is
+            if cache.env:
+                env[cache.env] = str(cache.host_path())
         env["PYTHONUNBUFFERED"] = "1"
         self._t0 = time.monotonic()
         with open(self.log_path, "wb") as log:

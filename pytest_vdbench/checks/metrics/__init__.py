@@ -180,18 +180,16 @@ def _tabular(ctx: ScoreContext) -> dict[str, float]:
 
 
 _VIDEO = (
-    MetricInfo("temporal_flicker", "video", (0, 1), "higher", "brightness flickers from frame to frame", headline=True),
+    MetricInfo("flicker", "video", (0, 1), "higher", "brightness flickers from frame to frame", headline=True),
     MetricInfo(
-        "motion_smoothness",
+        "smoothness",
         "video",
         (0, 1),
         "higher",
         "consecutive frames jump: frames out of order or unrelated to each other",
         headline=True,
     ),
-    MetricInfo(
-        "dynamic_degree", "video", (0, None), "none", "the frames barely change: a constant or frozen video", headline=True
-    ),
+    MetricInfo("motion", "video", (0, None), "none", "the frames barely change: a constant or frozen video", headline=True),
     MetricInfo("sharpness", "video", (0, 16), "higher", "the frames are blurred or flat"),
 )
 _PROMPT = MetricInfo(

@@ -14,11 +14,11 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "dynamic_degree",
-    "motion_smoothness",
+    "flicker",
+    "motion",
     "prompt_sensitivity",
     "sharpness",
-    "temporal_flicker",
+    "smoothness",
     "to_canonical",
     "video_report",
 ]
@@ -27,7 +27,7 @@ FloatArray = npt.NDArray[np.float64]
 Video = npt.NDArray[np.float32]
 
 CHANNELS = (1, 3, 4)
-#: Block matching for :func:`dynamic_degree`: frames are area-downsampled until the longer side is
+#: Block matching for :func:`motion`: frames are area-downsampled until the longer side is
 #: at most FLOW_SIDE pixels, then each BLOCK x BLOCK block is searched within +-RADIUS pixels.
 FLOW_SIDE = 128
 BLOCK = 8
@@ -83,8 +83,13 @@ def _checked(video: npt.ArrayLike) -> Video:
     return v[:, :3]
 
 
-def temporal_flicker(video: npt.ArrayLike) -> float:
-    """VBench-style temporal flickering: ``1 - mean|f[t+1] - f[t]|`` over all pixels and channels.
+def flicker(video: npt.ArrayLike) -> float:
+    """Steadiness: ``1 - mean|f[t+1] - f[t]|`` over all pixels and channels (float frames).
+
+    VBench's ``temporal_flickering`` is the same formula on 8-bit frames read back from a video file
+    (``(255 - mean|diff|) / 255``), so the two differ by quantisation (and by the codec, for lossy
+    files): this one is not called by VBench's name; VBench's own value is
+    ``vbench.temporal_flickering`` (``--vdbench-metrics=vbench``; calibration in the README).
 
     Range [0, 1]; higher is steadier. A static video scores exactly 1, black/white alternation 0.
     A single frame scores 1 (nothing can flicker).
@@ -95,11 +100,11 @@ def temporal_flicker(video: npt.ArrayLike) -> float:
     return float(1.0 - np.abs(np.diff(v, axis=0)).mean(dtype=np.float64))
 
 
-def motion_smoothness(video: npt.ArrayLike) -> float:
+def smoothness(video: npt.ArrayLike) -> float:
     """How well each middle frame is predicted by the average of its neighbours.
 
     ``1 - mean|f[t] - (f[t-1] + f[t+1]) / 2|`` for t = 1 .. F-2: VBench's frame-interpolation idea
-    with linear interpolation in place of the interpolation network. Range [0, 1]; higher is
+    with linear interpolation in place of its AMT network (so not VBench's ``motion_smoothness``). Range [0, 1]; higher is
     smoother. Static video and linear fades score 1, a smooth pan close to 1, shuffled frames
     lower, black/white alternation 0. Under three frames there is no middle frame: 1.
     """
@@ -171,7 +176,7 @@ def _block_motion(frames: FloatArray) -> FloatArray:
     return magnitude
 
 
-def dynamic_degree(video: npt.ArrayLike) -> float:
+def motion(video: npt.ArrayLike) -> float:
     """Mean optical-flow magnitude in pixels per frame, by block matching (numpy, no flow network).
 
     The colour channels (all of them, not a gray mix, so equal-luminance patterns still move; alpha
@@ -179,8 +184,9 @@ def dynamic_degree(video: npt.ArrayLike) -> float:
     pixels; every BLOCK x BLOCK block of frame t+1 is matched in frame t within +-RADIUS pixels at
     that scale (so speeds above RADIUS x the downsampling factor are under-counted); the score is
     the mean displacement over blocks and frame pairs, in pixels of the input. Range [0, inf);
-    0 = static, higher = more motion. It measures dynamics, not quality: VBench's "dynamic degree"
-    uses it to catch videos that barely move, so set a lower bound. Brightness changes without
+    0 = static, higher = more motion. It measures dynamics, not quality: like VBench's
+    ``dynamic_degree`` (RAFT flow, thresholded to a 0/1 per video: a different number) it catches
+    videos that barely move, so set a lower bound. Brightness changes without
     displacement (fades, flicker) and textureless regions count as no motion. One frame: 0.
     """
     v = _checked(video)
@@ -227,11 +233,11 @@ def prompt_sensitivity(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
 
 
 def video_report(video: npt.ArrayLike) -> dict[str, float]:
-    """Every single-video metric by name: temporal_flicker, motion_smoothness, dynamic_degree, sharpness."""
+    """Every single-video metric by name: flicker, smoothness, motion, sharpness."""
     v = _checked(video)
     return {
-        "temporal_flicker": temporal_flicker(v),
-        "motion_smoothness": motion_smoothness(v),
-        "dynamic_degree": dynamic_degree(v),
+        "flicker": flicker(v),
+        "smoothness": smoothness(v),
+        "motion": motion(v),
         "sharpness": sharpness(v),
     }
