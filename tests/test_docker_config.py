@@ -31,7 +31,12 @@ def test_gpu_request_keeps_the_limits_labels_and_hardening(tmp_path: Path) -> No
     s = spec(tmp_path, resources={"cpus": 2, "memory": "4g", "gpus": 1, "gpu_memory": "8g"}, requires={"gpu": True})
     kw = run_kwargs(DockerInstance(s, "img", "run1", gpu_uuids=("GPU-abc",), testrun="tr"))
     assert kw["device_requests"][0]["DeviceIDs"] == ["GPU-abc"]
-    assert kw["labels"] == {"org.vdbench.run": "run1", "org.vdbench.model": "cfgtoy", "org.vdbench.testrun": "tr"}
+    assert kw["labels"] == {
+        "org.vdbench.run": "run1",
+        "org.vdbench.model": "cfgtoy",
+        "org.vdbench.testrun": "tr",
+        "org.vdbench.manifest": "m.yaml",
+    }
     assert kw["mem_limit"] == kw["memswap_limit"] == 4 * 2**30 and kw["nano_cpus"] == 2_000_000_000
     assert kw["read_only"] is True and kw["cap_drop"] == ["ALL"] and kw["user"] == "10001:10001"
 

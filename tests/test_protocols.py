@@ -533,19 +533,17 @@ def test_sandboxed_docker_runtime_refuses_tcp_only_servers(tmp_path: Path) -> No
 
 
 def test_container_command_and_env_per_protocol() -> None:
-    from pytest_vdbench.runtime.docker import server_command, server_env
+    from pytest_vdbench.protocols.descriptor import descriptor_for
 
     listen = ["--host", "0.0.0.0", "--port", "8080"]
-    native = base_manifest(adapter="m:A")
-    assert server_command(native, listen) == ["python", "-m", "pytest_vdbench.adapter", "serve", "m:A", *listen]
-    assert server_env(native, 8080) == {}
-    cog = base_manifest(protocol="cog", adapter="predict.py:Predictor")
-    assert server_command(cog, listen) == ["python", "-m", "cog.server.http", "--host", "0.0.0.0"]
-    assert server_env(cog, 5000) == {"PORT": "5000", "COG_PREDICT_TYPE_STUB": "predict.py:Predictor"}
-    assert server_env(base_manifest(protocol="cog"), 5000) == {"PORT": "5000"}  # the image's own stub
-    assert server_command(base_manifest(protocol="oip-v2"), listen) is None  # the image's CMD
-    assert server_command(base_manifest(protocol="oip-v2", command=["mlserver", "start", "/m"]), listen) == [
-        "mlserver",
-        "start",
-        "/m",
-    ]
+    native, cog, oip = descriptor_for("native"), descriptor_for("cog"), descriptor_for("oip-v2")
+    m = base_manifest(adapter="m:A")
+    assert native.command(m, listen) == ["python", "-m", "pytest_vdbench.adapter", "serve", "m:A", *listen]
+    assert native.env(m, 8080) == {}
+    m = base_manifest(protocol="cog", adapter="predict.py:Predictor")
+    assert cog.command(m, listen) == ["python", "-m", "cog.server.http", "--host", "0.0.0.0"]
+    assert cog.env(m, 5000) == {"PORT": "5000", "COG_PREDICT_TYPE_STUB": "predict.py:Predictor"}
+    assert cog.env(base_manifest(protocol="cog"), 5000) == {"PORT": "5000"}  # the image's own stub
+    assert oip.command(base_manifest(protocol="oip-v2"), listen) is None  # the image's CMD
+    with pytest.raises(KeyError, match="known: cog, native, oip-v2"):
+        descriptor_for("grpc")

@@ -1,8 +1,9 @@
 """The ``docker`` runtime: content-addressed images, testcontainers under the manifest's limits.
 
-Ports are published on 127.0.0.1 only and the harness talks to 127.0.0.1 only. Containers run
-hardened (non-root, no capabilities, no-new-privileges, read-only root filesystem, pids limit),
-are labelled with the run id and are always removed: on stop, and by a sweep at session end.
+Each container renders the model's ``runtime/plan.py`` plan (limits, hardening, mounts, labels,
+readiness) as docker-py arguments (``docker_run_kwargs``). Ports are published on 127.0.0.1 only
+and the harness talks to 127.0.0.1 only. Containers are labelled with the run id and are always
+removed: on stop, and by a sweep at session end.
 
 The ``network: none`` sandbox (manifest ``sandbox.network`` or ``--vdbench-sandbox``) gives the
 container no network at all: no ports are published and the adapter serves HTTP on a Unix socket
@@ -18,18 +19,19 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_vdbench.manifest import Manifest, ModelSpec
+from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.protocols import client_for
 from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
 from pytest_vdbench.runtime.host import hf_cache_dir, probe_host
 from pytest_vdbench.runtime.ledger import DoesNotFit, Inventory, Ledger, Need, Reservation, ReservationTimeout
+from pytest_vdbench.runtime.plan import LABEL_MODEL, LABEL_RUN, LABEL_TESTRUN, ContainerPlan, container_plan
 from pytest_vdbench.runtime.resources import CgroupReader, find_cgroup, gpu_usage_for_pids
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled offline
@@ -39,38 +41,71 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy
 
-__all__ = ["LABEL_MODEL", "LABEL_RUN", "LABEL_TESTRUN", "DockerInstance", "DockerRuntime", "docker_unavailable", "sweep"]
+__all__ = [
+    "LABEL_MODEL",
+    "LABEL_RUN",
+    "LABEL_TESTRUN",
+    "DockerInstance",
+    "DockerRuntime",
+    "docker_run_kwargs",
+    "docker_unavailable",
+    "sweep",
+]
 
-LABEL_RUN = "org.vdbench.run"
-LABEL_MODEL = "org.vdbench.model"
-LABEL_TESTRUN = "org.vdbench.testrun"
-SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
 
+def docker_run_kwargs(
+    plan: ContainerPlan,
+    *,
+    host_env: Mapping[str, str] | None = None,
+    socket_dir: str | None = None,
+    hf_cache: str | None = None,
+    gpu_uuids: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The plan as docker-py ``containers.create()`` arguments (pure: no engine is asked).
 
-def server_command(manifest: Manifest, listen: list[str]) -> list[str] | None:
-    """The container's command: the manifest's, else the protocol's server; None keeps the image's CMD.
-
-    native: the vdbench adapter server with ``listen``; cog: Cog's own HTTP server
-    (``python -m cog.server.http``; port from ``PORT``, predictor from ``COG_PREDICT_TYPE_STUB``);
-    oip-v2: the image's CMD (e.g. ``mlserver start``), whose settings listen on 0.0.0.0 at the port.
+    ``host_env``: where ``requires.env`` values come from; ``socket_dir``: the host directory mounted
+    for a sandboxed adapter's socket; ``gpu_uuids``: the GPUs the ledger granted (else a count).
     """
-    if manifest.command is not None:
-        return list(manifest.command)
-    if manifest.protocol == "cog":
-        return ["python", "-m", "cog.server.http", "--host", "0.0.0.0"]
-    if manifest.protocol == "native" and manifest.adapter is not None:  # the manifest requires it for native
-        return ["python", "-m", "pytest_vdbench.adapter", "serve", manifest.adapter, *listen]
-    return None
+    host_env = os.environ if host_env is None else host_env
+    env = {**plan.env_dict, **{n: host_env[n] for n in plan.env_from_host if n in host_env}}
+    lim, hard = plan.limits, plan.hardening
+    kwargs: dict[str, Any] = {
+        "command": list(plan.command) if plan.command is not None else None,
+        "environment": env,
+        "labels": plan.labels_dict,
+        "mem_limit": lim.memory,
+        "memswap_limit": lim.memswap,
+        "nano_cpus": int(lim.cpus * 1e9),
+        "shm_size": lim.shm,
+        "pids_limit": lim.pids,
+        "user": hard.user_spec,
+        "cap_drop": list(hard.cap_drop),
+        "security_opt": list(hard.security_opt),
+        "read_only": hard.read_only_root,
+        "tmpfs": dict(hard.tmpfs),
+        "volumes": {},
+    }
+    for mount in plan.mounts:
+        source = mount.source or (socket_dir if mount.name == "sockets" else hf_cache)
+        if source is None:
+            raise ValueError(f"{plan.model}: no host directory for the {mount.name} mount at {mount.target}")
+        kwargs["volumes"][source] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
+    if plan.network == "none":
+        kwargs["network_mode"] = "none"
+        kwargs["ports"] = {}
+    else:  # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
+        kwargs["ports"] = {f"{plan.port}/tcp": ("127.0.0.1", None)}
+    if lim.gpus:
+        import docker.types
 
-
-def server_env(manifest: Manifest, port: int) -> dict[str, str]:
-    """Environment the protocol's server reads (cog: ``PORT`` and the predictor stub)."""
-    if manifest.protocol != "cog":
-        return {}
-    env = {"PORT": str(port)}
-    if manifest.adapter is not None:
-        env["COG_PREDICT_TYPE_STUB"] = manifest.adapter
-    return env
+        # the GPUs the ledger granted, by UUID (so models packed onto one GPU really share it)
+        request = (
+            docker.types.DeviceRequest(device_ids=list(gpu_uuids), capabilities=[["gpu"]])
+            if gpu_uuids
+            else docker.types.DeviceRequest(count=lim.gpus, capabilities=[["gpu"]])
+        )
+        kwargs["device_requests"] = [request]
+    return kwargs
 
 
 def docker_unavailable() -> str | None:
@@ -136,59 +171,28 @@ class DockerInstance:
         self.on_stop: Callable[[], None] | None = None
         self._stop_sampling = threading.Event()
         m = spec.manifest
-        r = m.resources
         self.port = m.container_port()
-        env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options)}
-        env.update({**server_env(m, self.port), **m.env})
-        # credentials the manifest requires (requires.env) come from the host's environment
-        env.update({name: os.environ[name] for name in m.requires.env if name in os.environ})
-        sandbox = sandbox or m.sandbox.network == "none"
-        listen = ["--host", "0.0.0.0", "--port", str(self.port)]
-        if sandbox:
+        labels = {LABEL_RUN: run_id, LABEL_TESTRUN: testrun or run_id}
+        self.plan = container_plan(spec, image, sandbox=sandbox, labels=labels, hf_cache=str(hf_cache_dir()))
+        if self.plan.readiness.unix_socket is not None:
             # short path: a Unix socket's path is limited to 107 bytes
             self.socket_dir = Path(tempfile.mkdtemp(prefix="vdbench-sock-"))
             self.socket_dir.chmod(0o733)  # the container's user creates the socket; nobody else lists it
-            listen = ["--unix-socket", f"{SOCKET_DIR}/adapter.sock"]
-            self.endpoint = Endpoint("sandbox", 0, unix_socket=str(self.socket_dir / "adapter.sock"))
-        # docker-py's run() arguments: testcontainers' with_kwargs() replaces what an earlier call
-        # gave rather than merging, so they are gathered here and handed over once
-        run_kwargs: dict[str, Any] = {
-            "labels": {LABEL_RUN: run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: testrun or run_id},
-            "mem_limit": r.memory,
-            "memswap_limit": r.memory,  # no swap: exceeding the limit is an OOM kill, not a slowdown
-            "nano_cpus": int(r.cpus * 1e9),
-            "shm_size": r.shm,
-            "pids_limit": r.pids,
-            "user": "10001:10001",
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "read_only": True,
-        }
-        self.container = DockerContainer(image).with_envs(**env).with_tmpfs_mount("/tmp", "size=1g")
-        command = server_command(m, listen)
+            socket = self.socket_dir / Path(self.plan.readiness.unix_socket).name
+            self.endpoint = Endpoint("sandbox", 0, unix_socket=str(socket))
+        kwargs = docker_run_kwargs(self.plan, socket_dir=str(self.socket_dir) if self.socket_dir else None, gpu_uuids=gpu_uuids)
+        # testcontainers' with_kwargs() replaces what an earlier call gave rather than merging, and
+        # create() is handed command/env/ports/volumes/tmpfs from its own attributes: set those there
+        self.container = DockerContainer(image)
+        self.container.env = kwargs.pop("environment")
+        self.container.ports = kwargs.pop("ports")
+        self.container.volumes = kwargs.pop("volumes")
+        self.container.tmpfs = kwargs.pop("tmpfs")
+        command = kwargs.pop("command")
         if command is not None:  # None: the image's own CMD starts the server (oip-v2)
             self.container.with_command(command)
-        if self.socket_dir is not None:
-            run_kwargs["network_mode"] = "none"
-            self.container.with_volume_mapping(str(self.socket_dir), SOCKET_DIR, "rw")
-        else:
-            # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
-            self.container.ports[f"{self.port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
-        if r.gpus:
-            import docker.types
-
-            # the GPUs the ledger granted, by UUID (so models packed onto one GPU really share it)
-            request = (
-                docker.types.DeviceRequest(device_ids=list(gpu_uuids), capabilities=[["gpu"]])
-                if gpu_uuids
-                else docker.types.DeviceRequest(count=r.gpus, capabilities=[["gpu"]])
-            )
-            run_kwargs["device_requests"] = [request]
-        if m.requires.weights:
-            self.container.with_volume_mapping(str(hf_cache_dir()), "/hf-cache", "ro")
-            self.container.with_envs(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
-        self.container.with_kwargs(**run_kwargs)
-        self.container.waiting_for(AdapterReadyWait(self, m.timeouts.startup))
+        self.container.with_kwargs(**kwargs)
+        self.container.waiting_for(AdapterReadyWait(self, self.plan.timeouts.startup))
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -366,12 +370,6 @@ def default_ledger(config: pytest.Config | None) -> Ledger:
     host = probe_host()
     inventory = Inventory(tuple((g.uuid, g.memory_total) for g in host.gpus), float(host.cpus), host.memory_total)
     return Ledger(Path(tempfile.gettempdir()) / f"vdbench-ledger-{uid}.json", inventory)
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 class DockerRuntime:
