@@ -113,9 +113,15 @@ def _compose(spec: ModelSpec) -> str:
     return repr(service_for(spec, spec.path.parent, 18080))
 
 
+def _k8s(spec: ModelSpec) -> str:
+    from pytest_vdbench.tools.k8s import resources_for
+
+    return repr(resources_for(spec))
+
+
 #: name -> render the spec through that target's public entry point, as text to search; the Slurm
 #: runtime adds its batch script here (``RENDERERS["slurm"] = ...``) when it renders the plan
-RENDERERS: dict[str, Callable[[ModelSpec], str]] = {"docker": _docker, "compose": _compose}
+RENDERERS: dict[str, Callable[[ModelSpec], str]] = {"docker": _docker, "compose": _compose, "k8s": _k8s}
 
 
 @pytest.mark.parametrize("target", sorted(RENDERERS))
@@ -133,7 +139,7 @@ def test_one_hardening_change_reaches_every_renderer(target: str, tmp_path: Path
 def test_plan_is_the_only_place_hardening_is_written() -> None:
     """No renderer keeps its own copy of the user id or the protocols' health paths."""
     root = Path(plan_module.__file__).parent.parent
-    for rel in ("runtime/docker.py", "tools/compose.py"):
+    for rel in ("runtime/docker.py", "tools/compose.py", "tools/k8s.py"):
         text = (root / rel).read_text()
         for literal in ("10001", "no-new-privileges", "/health/ready", "/health-check", "/v2/health"):
             assert literal not in text, f"{rel} holds its own {literal!r}"
