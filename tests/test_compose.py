@@ -81,7 +81,7 @@ def test_gpus_weights_env_and_sandbox(project: Path) -> None:
     full, tiny, boxed = services["toy-full"], services["toy-tiny"], services["boxed"]
     assert full["deploy"]["resources"]["reservations"]["devices"] == [{"driver": "nvidia", "count": 2, "capabilities": ["gpu"]}]
     assert "deploy" not in tiny
-    assert full["volumes"] == ["${HF_HUB_CACHE:-${HOME}/.cache/huggingface/hub}:/hf-cache:ro"]
+    assert full["volumes"] == ["${HF_HUB_CACHE:-~/.cache/huggingface/hub}:/hf-cache:ro"]
     assert full["environment"]["HF_HUB_OFFLINE"] == "1" and full["environment"]["HF_HUB_CACHE"] == "/hf-cache"
     assert "volumes" not in tiny
     assert tiny["environment"]["TOY_API_KEY"] is None  # passed through from the shell, never written down

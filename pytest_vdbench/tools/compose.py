@@ -26,7 +26,8 @@ from pytest_vdbench.runtime.plan import ContainerPlan, container_plan, probe_scr
 __all__ = ["COMPOSE_TAG", "compose_document", "healthcheck", "render_service", "service_for", "stage_sdk"]
 
 COMPOSE_TAG = "compose"
-HF_CACHE_SOURCE = "${HF_HUB_CACHE:-${HOME}/.cache/huggingface/hub}"  # the shell running compose decides
+#: the shell running compose decides; no nested ${...}: Compose v1 cannot read it, and both expand "~"
+HF_CACHE_SOURCE = "${HF_HUB_CACHE:-~/.cache/huggingface/hub}"
 
 
 def _relative(path: Path, start: Path) -> str:
