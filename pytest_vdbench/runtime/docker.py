@@ -338,14 +338,19 @@ class DockerInstance:
 def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any = None) -> BuildInfo:
     """Bootstrap the model's vdbench base if needed, then build its content-addressed image."""
     from pytest_vdbench.runtime.bases import base_tag, ensure_base, find_recipe
+    from pytest_vdbench.runtime.cogyaml import CogYamlError, image_source
     from pytest_vdbench.runtime.images import ImageBuildError, build_image, plan_image
 
     image = spec.manifest.image
-    if find_recipe(image.base) is not None:
-        ensure_base(client, image.base, stream=stream)
-    tag = base_tag(image.base)
     try:
-        plan = plan_image(spec.context_dir, image.dockerfile, image.args, tag, client=client)
+        base, dockerfile, generated, inputs = image_source(spec)
+    except (CogYamlError, OSError) as exc:
+        raise ImageBuildError(spec.name, str(exc), [], None) from None
+    if find_recipe(base) is not None:
+        ensure_base(client, base, stream=stream)
+    tag = base_tag(base)
+    try:
+        plan = plan_image(spec.context_dir, dockerfile, image.args, tag, client=client, generated=generated, inputs=inputs)
     except FileNotFoundError as exc:
         raise ImageBuildError(spec.name, f"{exc} (image.context / image.dockerfile in {spec.path})", [], None) from None
     result = build_image(client, plan, spec.name, log_dir, stream)

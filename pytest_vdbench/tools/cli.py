@@ -255,8 +255,13 @@ def cmd_compose(args: argparse.Namespace) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
     if args.stage_sdk:
-        for context in sorted({s.context_dir for s in specs}):
-            stage_sdk(context)
+        from pytest_vdbench.runtime.cogyaml import image_source
+
+        generated: dict[Path, dict[str, bytes]] = {}
+        for spec in specs:
+            generated.setdefault(spec.context_dir, {}).update(image_source(spec)[2])
+        for context in sorted(generated):
+            stage_sdk(context, generated[context])
     print(f"wrote {_rel(output, Path.cwd())}: {len(doc['services'])} service(s)")
     for name, service in doc["services"].items():
         ports = service.get("ports") or []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +90,15 @@ def render_service(plan: ContainerPlan, host_port: int | None, socket_source: st
 def service_for(spec: ModelSpec, out_dir: Path, host_port: int | None, *, sandbox: bool = False) -> dict[str, Any]:
     """The compose service of one (model, variant); paths are relative to ``out_dir``."""
     from pytest_vdbench.runtime.bases import base_tag
+    from pytest_vdbench.runtime.cogyaml import image_source
 
     m = spec.manifest
     plan = container_plan(spec, f"vdbench/{image_repo(spec.name)}:{COMPOSE_TAG}", sandbox=sandbox)
+    base, dockerfile, _generated, _inputs = image_source(spec)  # a cog.yaml model's Dockerfile: staged with the SDK
     build = {
         "context": _relative(spec.context_dir, out_dir),
-        "dockerfile": m.image.dockerfile,
-        "args": {**m.image.args, "BASE": base_tag(m.image.base)},
+        "dockerfile": dockerfile,
+        "args": {**m.image.args, "BASE": base_tag(base)},
     }
     return {"build": build, **render_service(plan, host_port, f"./vdbench-sockets/{spec.id}")}
 
@@ -115,8 +117,9 @@ def compose_document(specs: Sequence[ModelSpec], out_dir: Path, *, base_port: in
     return {"services": services}
 
 
-def stage_sdk(context: Path) -> Path:
-    """Copy the adapter SDK to ``<context>/.vdbench-sdk/`` (what the Dockerfiles COPY), git-ignored."""
+def stage_sdk(context: Path, generated: Mapping[str, bytes] | None = None) -> Path:
+    """Copy the adapter SDK to ``<context>/.vdbench-sdk/`` (what the Dockerfiles COPY), git-ignored,
+    with the ``generated`` files (a cog.yaml model's Dockerfile, paths under ``.vdbench-sdk/``)."""
     target = context / SDK_DIR
     if target.exists():
         shutil.rmtree(target)
@@ -124,5 +127,9 @@ def stage_sdk(context: Path) -> Path:
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
+    for rel, data in (generated or {}).items():
+        dest = context / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
     (target / ".gitignore").write_text("# staged by `vdbench compose`; vdbench's own builds add the SDK themselves\n*\n")
     return target
