@@ -167,3 +167,16 @@ def test_a_missing_system_package_fails_test_build_naming_it(pytester: pytest.Py
         ]
     )
     assert containers("cogaptfail") == []
+
+
+def test_compose_stages_the_generated_dockerfile(tmp_path: Path) -> None:
+    from pytest_vdbench.tools.cli import main
+
+    model = cog_dir(tmp_path)
+    suite = _write(tmp_path, manifest_doc(str(model / "cog.yaml")))
+    out = tmp_path / "deploy" / "docker-compose.yml"
+    assert main(["compose", "--suite", str(suite), "--root", str(tmp_path), "-o", str(out)]) == 0
+    build = yaml.safe_load(out.read_text())["services"]["cog-mp4"]["build"]
+    assert build == {"context": "../mymodel", "dockerfile": COG_DOCKERFILE, "args": {"BASE": "vdbench/base:bookworm"}}
+    staged = (model / COG_DOCKERFILE).read_text()
+    assert staged == cog_dockerfile(load_cog_yaml(model / "cog.yaml"), "bookworm", f"{model / 'cog.yaml'} (image.cog in {suite})")

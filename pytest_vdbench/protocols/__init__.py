@@ -2,8 +2,9 @@
 
 ``client_for(manifest, endpoint)`` picks the client for ``manifest.protocol``. Adding a protocol:
 a module here with a client class (see ``base.ModelClient``), a line in ``_CLIENTS``, its name and
-default port in ``manifest.ProtocolName``/``DEFAULT_PORTS``, and its start command in
-``runtime.docker.server_command`` unless the image's CMD starts the server.
+default port in ``manifest.ProtocolName``/``DEFAULT_PORTS``, and its ``descriptor.ProtocolDescriptor``
+(health paths, start command, env) in ``descriptor.DESCRIPTORS``: the container plan, and through
+it every runtime and exporter, reads only that.
 """
 
 from __future__ import annotations
