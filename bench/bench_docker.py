@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import toy_manifest  # noqa: E402
 from pytest_vdbench.manifest import load_manifest  # noqa: E402
+from pytest_vdbench.protocols import builtin_protocols, ready_probe  # noqa: E402
 from pytest_vdbench.protocols.native import AdapterClient  # noqa: E402
 from pytest_vdbench.runtime.docker import DockerRuntime, build_model_image  # noqa: E402
 from pytest_vdbench.runtime.images import connect_docker  # noqa: E402
@@ -160,7 +161,7 @@ def main() -> None:
         spec = spec_for(work, "benchtoy", "512m")
         image = build_model_image(client, spec, work / "logs").image  # type: ignore[arg-type]
         assert image is not None
-        runtime = DockerRuntime(None, work)
+        runtime = DockerRuntime(None, work, protocols=builtin_protocols(), ready_probe=ready_probe)
         harness, plain = [], []
         for _ in range(REPEATS):
             plain.append(plain_once(image, CASE))

@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from pytest_vdbench.manifest import ModelSpec, load_manifest  # noqa: E402
-from pytest_vdbench.protocols import client_for  # noqa: E402
+from pytest_vdbench.protocols import (  # noqa: E402
+    builtin_protocols,
+    client_for,
+    ready_probe,
+)
 from pytest_vdbench.runtime.docker import DockerRuntime  # noqa: E402
 
 REPEATS = 5
@@ -120,7 +124,7 @@ def main() -> None:
             doc["image"]["context"] = str(ROOT / doc["image"]["context"])
         cog = spec(work, "bench-cog", cog_doc)
         oip = spec(work, "bench-oip", oip_doc)
-        runtime = DockerRuntime(None, work)
+        runtime = DockerRuntime(None, work, protocols=builtin_protocols(), ready_probe=ready_probe)
         try:
             oip_sizes = [s for s in SIZES if s[0] * 3 * s[1] * s[2] * 4 <= OIP_MAX_BYTES]
             results = {

@@ -30,9 +30,10 @@ class ManifestFile(pytest.File):
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         # the checks of `vdbench validate` beyond the schema: a problem is this file's collection error
+        from pytest_vdbench.checks.quality import metric_registry
         from pytest_vdbench.manifest.validate import check_specs
 
-        problems = check_specs(self.specs, collection=True)
+        problems = check_specs(self.specs, metric_registry(self.config), collection=True)
         for problem in problems:
             if problem.severity == "warning":
                 self.warn(pytest.PytestWarning(problem.format(self.config.rootpath)))

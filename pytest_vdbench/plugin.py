@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from pytest_vdbench.checks.metrics import builtin_registry
+from pytest_vdbench.checks.quality import METRICS_KEY
 from pytest_vdbench.fixtures import (  # noqa: F401 - fixtures are registered by import
     vdbench_case,
     vdbench_client,
@@ -15,8 +17,16 @@ from pytest_vdbench.fixtures import (  # noqa: F401 - fixtures are registered by
     vdbench_session,
 )
 from pytest_vdbench.options import VdbenchOptions, addoption
+from pytest_vdbench.protocols import builtin_protocols
 from pytest_vdbench.report import ReportRecorder
-from pytest_vdbench.session import SESSION_KEY, VdbenchSession
+from pytest_vdbench.runtime import builtin_runtimes
+from pytest_vdbench.session import PROTOCOLS_KEY, RUNTIMES_KEY, SESSION_KEY, VdbenchSession
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_vdbench import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,10 +46,28 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and workerinput.get("vdbench_loadgroup"):
         config.option.loadgroup = True  # workers re-parse the command line: tell them, too
+    _extensions(config)
     session = VdbenchSession(config, options)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "vdbench-session")
     config.pluginmanager.register(ReportRecorder(session), "vdbench-report")
+
+
+def _extensions(config: pytest.Config) -> None:
+    """The run's metrics, runtimes and protocols: the built-ins, then every plugin's hook."""
+    metrics = builtin_registry()
+    config.hook.pytest_vdbench_add_metrics(registry=metrics)
+    config.stash[METRICS_KEY] = metrics
+    runtimes = builtin_runtimes()
+    config.hook.pytest_vdbench_add_runtimes(registry=runtimes)
+    config.stash[RUNTIMES_KEY] = runtimes
+    wanted = VdbenchOptions.from_config(config).runtime
+    if wanted is not None and wanted not in runtimes.names():
+        valid = ", ".join(runtimes.names())
+        raise pytest.UsageError(f"--vdbench-runtime {wanted}: unknown runtime {wanted!r}; valid runtimes: {valid}")
+    protocols = builtin_protocols()
+    config.hook.pytest_vdbench_add_protocols(registry=protocols)
+    config.stash[PROTOCOLS_KEY] = protocols
 
 
 @pytest.hookimpl(optionalhook=True)

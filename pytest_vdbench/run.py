@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_vdbench.checks.tabular import TabularData, load_case_data
+from pytest_vdbench.data.split import TabularData, load_case_data
+from pytest_vdbench.endpoint import AdapterError, Generation
 from pytest_vdbench.manifest import Case, ModelSpec
-from pytest_vdbench.protocols import ModelClient, client_for
-from pytest_vdbench.protocols.native import AdapterError, Generation
+from pytest_vdbench.protocols import ModelClient, ProtocolRegistry, client_for
 from pytest_vdbench.runtime import BuildInfo, Instance, ResourceUsage, Runtime, RuntimeUnavailable, StartupError
 
 __all__ = ["ModelNotReady", "ModelRun", "ModelUnavailable"]
@@ -34,6 +34,10 @@ class CaseResult:
     fit_seconds: float | None = None
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: metric -> why it was not computed on this host (e.g. a scorer's weights are missing)
+    not_computed: dict[str, str] = field(default_factory=dict)
+    #: generations a scorer asked for (another prompt): recorded, never timed rounds
+    extra_latencies: list[float] = field(default_factory=list)
 
 
 class ModelRun:
@@ -43,9 +47,10 @@ class ModelRun:
     fails at once with the same cause instead of retrying for minutes.
     """
 
-    def __init__(self, spec: ModelSpec, runtime: Runtime) -> None:
+    def __init__(self, spec: ModelSpec, runtime: Runtime, protocols: ProtocolRegistry | None = None) -> None:
         self.spec = spec
         self.runtime = runtime
+        self.protocols = protocols
         self.build: BuildInfo | None = None
         self.build_error: str | None = None
         self.instance: Instance | None = None
@@ -102,7 +107,7 @@ class ModelRun:
         instance = self.ensure_started()
         # kept: an OIP client caches the model's declared inputs (no metadata request per timed call)
         if self._client is None or self._client.endpoint != instance.endpoint:
-            self._client = client_for(self.spec.manifest, instance.endpoint)
+            self._client = client_for(self.spec.manifest, instance.endpoint, registry=self.protocols)
         return self._client
 
     def logs(self, tail: int = 80) -> str:
@@ -176,6 +181,14 @@ class ModelRun:
             result.rss.append(gen.peak_rss_bytes)
         if result.generation is None:
             result.generation = gen
+        return gen
+
+    def generate_extra(self, case: Case, prompt: str) -> Generation:
+        """A generation for a scorer (another prompt, same seed and params), outside the timed rounds."""
+        gen = self.client.generate(
+            prompt, seed=case.seed, params=case.params, max_bytes=self.spec.manifest.case_expect(case).output_limit()
+        )
+        self.case_result(case).extra_latencies.append(gen.server_seconds)
         return gen
 
     def median_latency(self, case: Case) -> float | None:

@@ -16,7 +16,9 @@ import pytest
 from pytest_vdbench.collect import ManifestFile, VariantModule, nodeid_for
 from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
 from pytest_vdbench.options import VdbenchOptions, project_root
+from pytest_vdbench.protocols import ProtocolRegistry
 from pytest_vdbench.run import ModelRun
+from pytest_vdbench.runtime import RuntimeContext, RuntimeRegistry, RuntimeUnavailable, builtin_runtimes
 from pytest_vdbench.runtime.host import HostInfo, probe_host
 
 if TYPE_CHECKING:
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["SESSION_KEY", "VdbenchSession"]
 
 SESSION_KEY = pytest.StashKey["VdbenchSession"]()
+#: the run's runtimes and protocols: built-ins plus ``pytest_vdbench_add_runtimes/protocols`` hooks
+RUNTIMES_KEY = pytest.StashKey[RuntimeRegistry]()
+PROTOCOLS_KEY = pytest.StashKey[ProtocolRegistry]()
 
 
 def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec]]:
@@ -97,19 +102,40 @@ class VdbenchSession:
         return self._runtime
 
     def _make_runtime(self) -> Runtime:
-        from pytest_vdbench.runtime.process import ProcessRuntime
+        """The runtime the options name, from the registry (built-ins and plugins' hooks)."""
+        from pytest_vdbench.protocols import ready_probe
 
+        registry = self.config.stash.get(RUNTIMES_KEY, None) or builtin_runtimes()
         wanted = self.options.runtime or "docker"
-        if wanted == "docker":
-            from pytest_vdbench.runtime.docker import DockerRuntime, docker_unavailable
+        context = RuntimeContext(
+            work_dir=self.work_dir,
+            testrun=self.testrun,
+            sandbox=self.options.sandbox,
+            explicit=self.options.runtime_explicit,
+            protocols=self.protocols,
+            ready_probe=lambda manifest, endpoint: ready_probe(manifest, endpoint, self.protocols),
+            log=self._build_log,
+            verbose=self.config.get_verbosity() > 0,
+            is_worker=hasattr(self.config, "workerinput"),
+        )
+        try:
+            return registry.create(wanted, context)
+        except RuntimeUnavailable as exc:
+            if self.options.runtime_explicit or wanted != "docker":
+                return _Unavailable(wanted, f"--vdbench-runtime {wanted}: {exc}")
+            self._notice(f"vdbench: {exc}; running models as local processes instead (--vdbench-runtime process)")
+        return registry.create("process", context)
 
-            reason = docker_unavailable()
-            if reason is None:
-                return DockerRuntime(self.config, self.work_dir, testrun=self.testrun, sandbox=self.options.sandbox)
-            if self.options.runtime_explicit:
-                return _Unavailable("docker", f"--vdbench-runtime docker: {reason}")
-            self._notice(f"vdbench: {reason}; running models as local processes instead (--vdbench-runtime process)")
-        return ProcessRuntime(self.work_dir / "logs")
+    @property
+    def protocols(self) -> ProtocolRegistry:
+        from pytest_vdbench.protocols import PROTOCOLS
+
+        return self.config.stash.get(PROTOCOLS_KEY, None) or PROTOCOLS
+
+    def _build_log(self, line: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
 
     def _notice(self, text: str) -> None:
         self.notices.append(text)
@@ -123,7 +149,7 @@ class VdbenchSession:
     def run_for(self, spec: ModelSpec) -> ModelRun:
         run = self.runs.get(spec.id)
         if run is None:
-            run = self.runs[spec.id] = ModelRun(spec, self.runtime)
+            run = self.runs[spec.id] = ModelRun(spec, self.runtime, self.protocols)
             run.budget_selected = self.budget_selected.get(spec.id, set())
         return run
 

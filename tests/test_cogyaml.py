@@ -23,6 +23,7 @@ from pytest_vdbench.runtime.cogyaml import (
     load_cog_yaml,
 )
 from pytest_vdbench.runtime.images import plan_image
+from pytest_vdbench.tools.cli import installed_metrics
 
 MP4 = ROOT / "containers" / "cog-mp4"
 
@@ -140,13 +141,13 @@ def test_manifest_rules_for_image_cog(tmp_path: Path) -> None:
 def test_validate_reads_the_cog_yaml(tmp_path: Path) -> None:
     model = cog_dir(tmp_path, {"python_version": "3.12"})
     path = _write(tmp_path, manifest_doc(str(model / "cog.yaml")))
-    (problem,) = validate_paths([path], tmp_path).errors
+    (problem,) = validate_paths([path], tmp_path, installed_metrics()).errors
     assert problem.key == "image.cog" and "no vdbench base has Python 3.12" in problem.message
     (model / "predict.py").rename(model / "other.py")
     (model / "cog.yaml").write_text((model / "cog.yaml").read_text().replace("'3.12'", "'3.11'"))
-    (problem,) = validate_paths([path], tmp_path).errors
+    (problem,) = validate_paths([path], tmp_path, installed_metrics()).errors
     assert "predict: predict.py is not in" in problem.message
-    assert not validate_paths([ROOT / "model_suites" / "protocols" / "cog-mp4.yaml"], ROOT).errors
+    assert not validate_paths([ROOT / "model_suites" / "protocols" / "cog-mp4.yaml"], ROOT, installed_metrics()).errors
 
 
 @pytest.mark.docker

@@ -93,11 +93,12 @@ def test_gpus_weights_env_and_sandbox(project: Path) -> None:
 
 def test_hardening_matches_the_docker_runtime(project: Path) -> None:
     pytest.importorskip("testcontainers")
+    from pytest_vdbench.protocols import NATIVE, ready_probe
     from pytest_vdbench.runtime.docker import DockerInstance
 
     service = compose(project)["services"]["toy-tiny"]
     spec = next(s for s in load_manifest(project / "model_suites" / "video" / "toy.yaml", project) if s.variant == "tiny")
-    kwargs = dict(DockerInstance(spec, "img", "run").container._kwargs)
+    kwargs = dict(DockerInstance(spec, "img", "run", protocol=NATIVE, ready_probe=ready_probe).container._kwargs)
     for key in ("user", "cap_drop", "security_opt", "read_only", "pids_limit", "mem_limit", "memswap_limit", "shm_size"):
         assert service[key] == kwargs[key], key
     assert service["cpus"] * 1e9 == kwargs["nano_cpus"]

@@ -10,6 +10,7 @@ import yaml
 
 from conftest import toy_manifest
 from pytest_vdbench.manifest import ModelSpec, load_manifest
+from pytest_vdbench.protocols import NATIVE, ready_probe
 from pytest_vdbench.runtime.docker import DockerInstance
 
 pytest.importorskip("testcontainers")
@@ -22,6 +23,9 @@ def spec(tmp_path: Path, **overrides: Any) -> ModelSpec:
     return only
 
 
+NATIVE_KW: dict[str, Any] = {"protocol": NATIVE, "ready_probe": ready_probe}
+
+
 def run_kwargs(instance: DockerInstance) -> dict[str, Any]:
     return dict(instance.container._kwargs)
 
@@ -29,7 +33,7 @@ def run_kwargs(instance: DockerInstance) -> dict[str, Any]:
 def test_gpu_request_keeps_the_limits_labels_and_hardening(tmp_path: Path) -> None:
     """Regression: testcontainers' with_kwargs() replaces earlier kwargs, which once dropped them all for GPU models."""
     s = spec(tmp_path, resources={"cpus": 2, "memory": "4g", "gpus": 1, "gpu_memory": "8g"}, requires={"gpu": True})
-    kw = run_kwargs(DockerInstance(s, "img", "run1", gpu_uuids=("GPU-abc",), testrun="tr"))
+    kw = run_kwargs(DockerInstance(s, "img", "run1", gpu_uuids=("GPU-abc",), testrun="tr", **NATIVE_KW))
     assert kw["device_requests"][0]["DeviceIDs"] == ["GPU-abc"]
     assert kw["labels"] == {
         "org.vdbench.run": "run1",
@@ -43,7 +47,7 @@ def test_gpu_request_keeps_the_limits_labels_and_hardening(tmp_path: Path) -> No
 
 def test_sandbox_keeps_the_hardening_and_publishes_nothing(tmp_path: Path) -> None:
     s = spec(tmp_path, sandbox={"network": "none"})
-    instance = DockerInstance(s, "img", "run1")
+    instance = DockerInstance(s, "img", "run1", **NATIVE_KW)
     try:
         kw = run_kwargs(instance)
         assert kw["network_mode"] == "none" and kw["read_only"] is True and kw["pids_limit"] == s.manifest.resources.pids
@@ -56,6 +60,6 @@ def test_sandbox_keeps_the_hardening_and_publishes_nothing(tmp_path: Path) -> No
 
 
 def test_default_is_loopback_tcp(tmp_path: Path) -> None:
-    instance = DockerInstance(spec(tmp_path), "img", "run1")
+    instance = DockerInstance(spec(tmp_path), "img", "run1", **NATIVE_KW)
     assert "network_mode" not in run_kwargs(instance) and instance.socket_dir is None
     assert list(instance.container.ports.values()) == [("127.0.0.1", None)]

@@ -12,6 +12,7 @@ import yaml
 
 from conftest import ROOT, toy_manifest
 from pytest_vdbench.manifest import ModelSpec, discover_manifests, load_manifest
+from pytest_vdbench.protocols import PROTOCOLS
 from pytest_vdbench.runtime.plan import container_plan
 from pytest_vdbench.tools.cli import main
 from pytest_vdbench.tools.k8s import K8sOptions, dns_name, quantity, resources_for
@@ -72,7 +73,7 @@ def test_job_carries_the_plans_limits_hardening_probe_and_deadline(tmp_path: Pat
         requires={"gpu": True, "env": ["TOY_KEY"]},
     )
     docs = by_kind(resources_for(spec, K8sOptions(run="r42", ttl=120, namespace="bench")))
-    plan = container_plan(spec, "img")
+    plan = container_plan(spec, "img", protocol=PROTOCOLS.get("native"))
     job, service = docs["Job"], docs["Service"]
     assert job["spec"]["activeDeadlineSeconds"] == plan.timeouts.deadline == 80 and job["spec"]["ttlSecondsAfterFinished"] == 120
     pod = job["spec"]["template"]["spec"]

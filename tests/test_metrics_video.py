@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_vdbench.checks.metrics import Metric, available_metrics, get_metric, register_metric
+from pytest_vdbench.checks.metrics import MetricInfo, ScoreContext, builtin_registry
 from pytest_vdbench.checks.metrics.video import (
     dynamic_degree,
     motion_smoothness,
@@ -17,6 +17,7 @@ from pytest_vdbench.checks.metrics.video import (
     to_canonical,
     video_report,
 )
+from pytest_vdbench.manifest import Case
 
 F, H, W = 8, 32, 32
 Video = np.ndarray[Any, Any]
@@ -189,37 +190,53 @@ def test_out_of_range_values_are_rejected_by_the_metrics(values: Video, message:
             metric(values)
 
 
-def test_registry_has_the_builtins() -> None:
-    assert set(available_metrics()) >= {
-        "temporal_flicker",
-        "motion_smoothness",
-        "dynamic_degree",
-        "sharpness",
-        "prompt_sensitivity",
-    }
-    assert get_metric("temporal_flicker")(static()) == 1.0
-    assert get_metric("prompt_sensitivity")(pan(1), reference=pan(1)) == 0.0
-    with pytest.raises(ValueError, match="pass reference="):
-        get_metric("prompt_sensitivity")(pan(1))
-    with pytest.raises(ValueError, match="takes no reference"):
-        get_metric("sharpness")(pan(1), reference=pan(1))
-    with pytest.raises(KeyError, match="no metric 'clip_score'; available: dynamic_degree"):
-        get_metric("clip_score")
+def test_registry_declares_every_builtin_once() -> None:
+    registry = builtin_registry()
+    video = ["dynamic_degree", "motion_smoothness", "prompt_sensitivity", "sharpness", "temporal_flicker"]
+    assert registry.names("video") == video
+    assert {"column_shapes", "column_pair_trends", "tstr_accuracy", "tstr_ratio"} <= set(registry.names("tabular"))
+    info = registry.info("temporal_flicker")
+    assert info is not None and info.better == "higher" and info.range == (0, 1) and info.low_means
+    assert registry.directions()["dynamic_degree"] == 0  # motion is not quality: shown, never flagged
+    assert registry.info("prompt_sensitivity").needs == "prompt"  # type: ignore[union-attr]
+    assert registry.info("clip_score") is None
 
 
-def test_a_metric_plugs_in_and_duplicates_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pytest_vdbench.checks.metrics as metrics
-
-    monkeypatch.setattr(metrics, "_REGISTRY", dict(metrics._REGISTRY))
+def test_a_scorer_plugs_in_and_duplicate_names_are_rejected() -> None:
+    registry = builtin_registry()
 
     class Brightness:
-        name = "mean_brightness"
+        metrics = (MetricInfo("mean_brightness", "video", (0, 1), "none"),)
 
-        def __call__(self, video: Any, *, reference: Any = None) -> float:
-            return float(to_canonical(video).mean())
+        def unavailable(self) -> str | None:
+            return None
 
-    metric: Metric = register_metric(Brightness())
-    assert get_metric("mean_brightness") is metric
-    assert get_metric("mean_brightness")(constant()) == pytest.approx(0.5)
+        def score(self, ctx: ScoreContext) -> dict[str, float]:
+            return {"mean_brightness": float(to_canonical(ctx.output).mean())}
+
+    registry.add(Brightness())
+    assert "mean_brightness" in registry.names("video")
+    case = Case(id="c", prompt="p", seed=0)
+    scores, not_run = registry.score("video", ScoreContext(case=case, output=constant(), generate=lambda p: constant()))
+    assert scores["mean_brightness"] == pytest.approx(0.5) and scores["temporal_flicker"] == 1.0 and not not_run
     with pytest.raises(ValueError, match="'mean_brightness' is already registered"):
-        register_metric(Brightness())
+        registry.add(Brightness())
+
+
+def test_an_unavailable_scorer_is_reported_not_zero() -> None:
+    registry = builtin_registry()
+
+    class NeedsWeights:
+        metrics = (MetricInfo("needs_weights", "video", (0, 1), "higher"),)
+
+        def unavailable(self) -> str | None:
+            return "weights openai/clip not found in the Hugging Face cache"
+
+        def score(self, ctx: ScoreContext) -> dict[str, float]:
+            raise AssertionError("never called when unavailable")
+
+    registry.add(NeedsWeights())
+    case = Case(id="c", prompt="p", seed=0)
+    scores, not_run = registry.score("video", ScoreContext(case=case, output=constant(), generate=lambda p: constant()))
+    assert "needs_weights" not in scores
+    assert not_run == {"needs_weights": "weights openai/clip not found in the Hugging Face cache"}

@@ -12,6 +12,7 @@ import yaml
 
 from conftest import toy_manifest
 from pytest_vdbench.manifest import ModelSpec, load_manifest
+from pytest_vdbench.protocols import PROTOCOLS, ready_probe
 from pytest_vdbench.runtime import plan as plan_module
 from pytest_vdbench.runtime.plan import (
     HF_CACHE_TARGET,
@@ -19,9 +20,14 @@ from pytest_vdbench.runtime.plan import (
     SOCKET_PATH,
     ContainerPlan,
     Hardening,
-    container_plan,
     probe_script,
 )
+from pytest_vdbench.runtime.plan import container_plan as _container_plan
+
+
+def container_plan(spec: ModelSpec, image: str, **kwargs: Any) -> ContainerPlan:
+    """The plan with the built-in descriptor of the spec's protocol (what the session hands a runtime)."""
+    return _container_plan(spec, image, protocol=PROTOCOLS.get(spec.manifest.protocol), **kwargs)
 
 
 def spec_of(tmp_path: Path, variant: str = "default", **overrides: Any) -> ModelSpec:
@@ -103,7 +109,7 @@ def _docker(spec: ModelSpec) -> str:
     pytest.importorskip("testcontainers")
     from pytest_vdbench.runtime.docker import DockerInstance
 
-    instance = DockerInstance(spec, "img", "run")
+    instance = DockerInstance(spec, "img", "run", protocol=PROTOCOLS.get("native"), ready_probe=ready_probe)
     return repr({**instance.container._kwargs, "tmpfs": instance.container.tmpfs})
 
 

@@ -520,6 +520,7 @@ def test_process_runtime_skips_cog_and_oip_models(pytester: pytest.Pytester, wri
 
 
 def test_sandboxed_docker_runtime_refuses_tcp_only_servers(tmp_path: Path) -> None:
+    from pytest_vdbench.protocols import builtin_protocols
     from pytest_vdbench.runtime import RuntimeUnavailable
     from pytest_vdbench.runtime.docker import DockerRuntime
 
@@ -528,22 +529,31 @@ def test_sandboxed_docker_runtime_refuses_tcp_only_servers(tmp_path: Path) -> No
     (spec,) = load_manifest(path, tmp_path)
     runtime = object.__new__(DockerRuntime)  # no engine needed: the refusal comes before any build
     runtime.sandbox = True
+    runtime.protocols = builtin_protocols()
     with pytest.raises(RuntimeUnavailable, match="a cog server listens on TCP only"):
         runtime.start(spec)
 
 
 def test_container_command_and_env_per_protocol() -> None:
-    from pytest_vdbench.protocols.descriptor import descriptor_for
+    from pytest_vdbench.protocols import PROTOCOLS
+
+    def server_command(m: Manifest, listen: list[str]) -> list[str] | None:
+        return PROTOCOLS.get(m.protocol).command(m, listen)
+
+    def server_env(m: Manifest, port: int) -> dict[str, str]:
+        return PROTOCOLS.get(m.protocol).server_env(m, port)
 
     listen = ["--host", "0.0.0.0", "--port", "8080"]
-    native, cog, oip = descriptor_for("native"), descriptor_for("cog"), descriptor_for("oip-v2")
-    m = base_manifest(adapter="m:A")
-    assert native.command(m, listen) == ["python", "-m", "pytest_vdbench.adapter", "serve", "m:A", *listen]
-    assert native.env(m, 8080) == {}
-    m = base_manifest(protocol="cog", adapter="predict.py:Predictor")
-    assert cog.command(m, listen) == ["python", "-m", "cog.server.http", "--host", "0.0.0.0"]
-    assert cog.env(m, 5000) == {"PORT": "5000", "COG_PREDICT_TYPE_STUB": "predict.py:Predictor"}
-    assert cog.env(base_manifest(protocol="cog"), 5000) == {"PORT": "5000"}  # the image's own stub
-    assert oip.command(base_manifest(protocol="oip-v2"), listen) is None  # the image's CMD
-    with pytest.raises(KeyError, match="known: cog, native, oip-v2"):
-        descriptor_for("grpc")
+    native = base_manifest(adapter="m:A")
+    assert server_command(native, listen) == ["python", "-m", "pytest_vdbench.adapter", "serve", "m:A", *listen]
+    assert server_env(native, 8080) == {}
+    cog = base_manifest(protocol="cog", adapter="predict.py:Predictor")
+    assert server_command(cog, listen) == ["python", "-m", "cog.server.http", "--host", "0.0.0.0"]
+    assert server_env(cog, 5000) == {"PORT": "5000", "COG_PREDICT_TYPE_STUB": "predict.py:Predictor"}
+    assert server_env(base_manifest(protocol="cog"), 5000) == {"PORT": "5000"}  # the image's own stub
+    assert server_command(base_manifest(protocol="oip-v2"), listen) is None  # the image's CMD
+    assert server_command(base_manifest(protocol="oip-v2", command=["mlserver", "start", "/m"]), listen) == [
+        "mlserver",
+        "start",
+        "/m",
+    ]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import ADAPTERS
-from pytest_vdbench.checks.datasets import decode_rows, load_table
 from pytest_vdbench.checks.metrics.tabular import column_pair_trends, column_shapes, tabular_report, tstr, uniform_baseline
+from pytest_vdbench.data.tables import decode_rows, load_table
 
 DATA = Path(__file__).parent.parent / "model_suites" / "tabular" / "data"
 COLS = [

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_vdbench.manifest import Bound, Expect
 from pytest_vdbench.runtime.host import format_bytes
+
+if TYPE_CHECKING:
+    from pytest_vdbench.checks.metrics import MetricRegistry
 
 __all__ = ["bound_problems", "determinism_problems", "output_problems", "requirement_problems"]
 
@@ -106,27 +109,23 @@ def requirement_problems(declared: dict[str, Any], resources: Any) -> list[str]:
     return problems
 
 
-#: what a low score of a metric usually means, said with the failure
-_LOW_MEANS = {
-    "dynamic_degree": "the frames barely change: a constant or frozen video",
-    "prompt_sensitivity": "different prompts give the same output: the prompt does not reach the model",
-    "motion_smoothness": "consecutive frames jump: frames out of order or unrelated to each other",
-    "temporal_flicker": "brightness flickers from frame to frame",
-    "column_shapes": "the samples' column distributions are far from the data's",
-    "column_pair_trends": "the samples lose the correlations between columns",
-}
-
-
-def bound_problems(scores: dict[str, float], bounds: dict[str, Bound]) -> list[str]:
-    """Each metric named in ``expect.quality`` must lie within its bound."""
+def bound_problems(
+    scores: dict[str, float], bounds: dict[str, Bound], registry: MetricRegistry, not_computed: dict[str, str] | None = None
+) -> list[str]:
+    """Each metric named in ``expect.quality`` must lie within its bound (its registry entry says what a low score means)."""
     problems: list[str] = []
     for name, bound in sorted(bounds.items()):
         if name not in scores:
-            problems.append(f"quality metric {name!r} was not computed (available: {', '.join(sorted(scores))})")
+            why = (not_computed or {}).get(name)
+            if why is not None:
+                problems.append(f"quality metric {name!r} is bounded by expect.quality but was not computed: {why}")
+            else:
+                problems.append(f"quality metric {name!r} was not computed (available: {', '.join(sorted(scores))})")
             continue
         value = scores[name]
+        info = registry.info(name)
         if bound.min is not None and not value >= bound.min:
-            means = f" ({_LOW_MEANS[name]})" if name in _LOW_MEANS else ""
+            means = f" ({info.low_means})" if info is not None and info.low_means else ""
             problems.append(f"{name} = {value:.4g} is below expect.quality.{name}.min = {bound.min:g}{means}")
         if bound.max is not None and not value <= bound.max:
             problems.append(f"{name} = {value:.4g} is above expect.quality.{name}.max = {bound.max:g}")

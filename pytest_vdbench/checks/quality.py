@@ -1,34 +1,42 @@
-"""Scores an output with the metrics of its modality (the metrics themselves are pure functions)."""
+"""Scores an output with the registered metrics of its modality (the metrics are pure functions)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pytest
 
+from pytest_vdbench.checks.metrics import MetricRegistry, ScoreContext, builtin_registry
 from pytest_vdbench.manifest import Case
 
 if TYPE_CHECKING:
     from pytest_vdbench.run import ModelRun
 
-__all__ = ["contrast_prompt", "quality_scores"]
+__all__ = ["METRICS_KEY", "metric_registry", "quality_scores"]
+
+#: the run's metric registry (built-ins + ``pytest_vdbench_add_metrics`` implementations)
+METRICS_KEY = pytest.StashKey[MetricRegistry]()
 
 
-def contrast_prompt(prompt: str) -> str:
-    """A different prompt for the prompt-sensitivity probe (deterministic, never equal)."""
-    return f"{prompt[::-1]} | contrast" if prompt else "a contrast prompt"
+def metric_registry(config: pytest.Config) -> MetricRegistry:
+    """The registry the plugin built at configure time (the built-ins alone outside a vdbench run)."""
+    registry = config.stash.get(METRICS_KEY, None)
+    if registry is None:
+        registry = config.stash[METRICS_KEY] = builtin_registry()
+    return registry
 
 
-def quality_scores(run: ModelRun, case: Case, output: np.ndarray[Any, Any]) -> dict[str, float]:
-    """Metric name -> score for ``output``; may call the model again (prompt sensitivity)."""
-    if run.spec.manifest.modality == "video":
-        from pytest_vdbench.checks.metrics.video import prompt_sensitivity, video_report
+def quality_scores(
+    run: ModelRun, case: Case, output: np.ndarray[Any, Any], registry: MetricRegistry
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Metric name -> score for ``output`` and metric name -> why it was not computed here.
 
-        scores = dict(video_report(output))
-        if case.prompt:
-            other = run.client.generate(contrast_prompt(case.prompt), seed=case.seed, params=case.params).output
-            scores["prompt_sensitivity"] = float(prompt_sensitivity(output, other))
-        return scores
-    from pytest_vdbench.checks.tabular import tabular_scores
-
-    return tabular_scores(run, case, output)
+    A scorer may ask the model for another generation (prompt sensitivity): it goes through the
+    run, under the case's output limit, and is recorded apart from the timed rounds.
+    """
+    modality = run.spec.manifest.modality
+    ctx = ScoreContext(case=case, output=output, generate=lambda prompt: run.generate_extra(case, prompt).output)
+    if modality == "tabular":
+        ctx.extra["data"] = run.tabular_data(case)
+    return registry.score(modality, ctx)

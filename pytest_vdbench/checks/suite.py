@@ -14,10 +14,10 @@ from typing import Any, NoReturn
 import pytest
 
 from pytest_vdbench.checks.expectations import bound_problems, determinism_problems, output_problems, requirement_problems
-from pytest_vdbench.checks.quality import quality_scores
+from pytest_vdbench.checks.quality import metric_registry, quality_scores
+from pytest_vdbench.endpoint import AdapterError
 from pytest_vdbench.manifest import Case
 from pytest_vdbench.protocols import NotSupported
-from pytest_vdbench.protocols.native import AdapterError
 from pytest_vdbench.run import ModelNotReady, ModelRun, ModelUnavailable
 from pytest_vdbench.runtime.host import format_bytes
 
@@ -247,7 +247,7 @@ def test_determinism(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     _fail(determinism_problems(first, second, expect.determinism_atol, vdbench_case.seed), vdbench_run)
 
 
-def test_quality(vdbench_run: ModelRun, vdbench_case: Case) -> None:
+def test_quality(vdbench_run: ModelRun, vdbench_case: Case, request: pytest.FixtureRequest) -> None:
     """Quality metrics of the output lie within expect.quality bounds."""
     expect = vdbench_run.spec.manifest.case_expect(vdbench_case)
     _started(vdbench_run)
@@ -256,13 +256,16 @@ def test_quality(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     if problems:
         pytest.skip(f"quality not scored: the output is malformed ({problems[0]}); test_generate reports it")
     try:
-        scores = quality_scores(vdbench_run, vdbench_case, output)
+        registry = metric_registry(request.config)
+        scores, not_computed = quality_scores(vdbench_run, vdbench_case, output, registry)
     except AdapterError as exc:
         pytest.fail(f"scoring needed another generation, which failed: {_why(vdbench_run, vdbench_case, exc)}", pytrace=False)
     except ValueError as exc:  # e.g. values outside [0, 1] where the manifest sets no expect.range
         pytest.fail(f"quality metrics cannot score this output: {exc}", pytrace=False)
-    vdbench_run.case_result(vdbench_case).metrics.update(scores)
-    problems = bound_problems(scores, expect.quality)
+    result = vdbench_run.case_result(vdbench_case)
+    result.metrics.update(scores)
+    result.not_computed.update(not_computed)
+    problems = bound_problems(scores, expect.quality, registry, not_computed)
     floor = scores.get("uniform_column_shapes")
     if floor is not None and not scores["column_shapes"] >= floor + BASELINE_MARGIN:
         problems.append(

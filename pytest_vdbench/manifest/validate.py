@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 
@@ -37,8 +37,7 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 from pytest_vdbench.manifest import Case, ManifestError, ModelSpec, discover_manifests, load_manifest, node_line
 
 __all__ = [
-    "TABULAR_METRICS",
-    "VIDEO_METRICS",
+    "KnownMetrics",
     "Problem",
     "ValidationReport",
     "check_specs",
@@ -47,10 +46,19 @@ __all__ = [
 
 Severity = Literal["error", "warning"]
 
-#: what ``quality.quality_scores`` computes for each modality (expect.quality may bound only these)
-VIDEO_METRICS = ("temporal_flicker", "motion_smoothness", "dynamic_degree", "sharpness", "prompt_sensitivity")
-_TSTR_METRICS = ("tstr_accuracy", "trtr_accuracy", "tstr_ratio")
-TABULAR_METRICS = ("column_shapes", "column_pair_trends", *_TSTR_METRICS)
+
+class _MetricFacts(Protocol):
+    @property
+    def needs(self) -> str | None: ...
+
+
+class KnownMetrics(Protocol):
+    """The metric registry as validation sees it (``checks.metrics.MetricRegistry`` is one)."""
+
+    def names(self, modality: str) -> list[str]: ...
+
+    def info(self, name: str) -> _MetricFacts | None: ...
+
 
 #: checks that an image may prove wrong (a module it pip-installs is not in the context, a method
 #: from a base class defined elsewhere): at collection they warn instead of stopping the run, and
@@ -181,17 +189,18 @@ def _schema_problem(path: Path, text: str) -> Problem:
 _Found = tuple[list[str | int], str, Severity, str]  # (loc, code, severity, message)
 
 
-def check_specs(specs: Sequence[ModelSpec], *, collection: bool = False) -> list[Problem]:
+def check_specs(specs: Sequence[ModelSpec], metrics: KnownMetrics, *, collection: bool = False) -> list[Problem]:
     """The checks beyond the schema for one manifest's variants (deduplicated across variants).
 
-    ``collection``: checks that an image may legitimately contradict become warnings.
+    ``metrics``: the names ``expect.quality`` may bound. ``collection``: checks that an image may
+    legitimately contradict become warnings.
     """
     if not specs:
         return []
     locator = _Locator(specs[0].path)
     problems: dict[tuple[str, str], Problem] = {}
     memo: dict[tuple[Any, ...], list[_Found]] = {}  # variants mostly share their context and adapter
-    found = [(spec, problem) for spec in specs for problem in _spec_problems(spec, memo)]
+    found = [(spec, problem) for spec in specs for problem in _spec_problems(spec, memo, metrics)]
     found.extend(_variant_problems(specs, locator))
     for spec, (loc, code, severity, message) in found:
         if collection and code in _COLLECTION_WARNINGS:
@@ -223,7 +232,7 @@ def _cog_problems(spec: ModelSpec, cog: Path) -> Iterator[_Found]:
         yield loc, "cog-yaml", "error", f"{cog}: predict: {module} is not in {cog.parent}"
 
 
-def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]]) -> Iterator[_Found]:
+def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]], metrics: KnownMetrics) -> Iterator[_Found]:
     m = spec.manifest
     context = spec.context_dir
     cog = spec.cog_file
@@ -243,7 +252,7 @@ def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]]) -
         if key not in memo:
             memo[key] = [*_dockerfile_problems(spec, context), *_adapter_problems(spec, context)]
         yield from memo[key]
-    yield from _case_problems(spec)
+    yield from _case_problems(spec, metrics)
     yield from _budget_problems(spec)
 
 
@@ -462,9 +471,9 @@ def _variant_problems(specs: Sequence[ModelSpec], locator: _Locator) -> Iterator
             yield spec, (["requires", "gpu"], "variants", "warning", message)
 
 
-def _case_problems(spec: ModelSpec) -> Iterator[_Found]:
+def _case_problems(spec: ModelSpec, metrics: KnownMetrics) -> Iterator[_Found]:
     m = spec.manifest
-    known = VIDEO_METRICS if m.modality == "video" else TABULAR_METRICS
+    known = metrics.names(m.modality)
     for i, case in enumerate(m.cases):
         expect = m.case_expect(case)
         shape_loc: list[str | int] = ["cases", i, "expect", "shape"] if "shape" in case.expect else ["expect", "shape"]
@@ -516,9 +525,9 @@ def _case_problems(spec: ModelSpec) -> Iterator[_Found]:
                     "error",
                     f"no {m.modality} metric {name!r}{hint} (metrics: {', '.join(known)})",
                 )
-            elif name == "prompt_sensitivity" and not case.prompt:
-                yield qloc, "quality", "error", f"case {case.id!r} has no prompt, so prompt_sensitivity cannot be scored"
-            elif name in _TSTR_METRICS and case.target is None:
+            elif (needs := getattr(metrics.info(name), "needs", None)) == "prompt" and not case.prompt:
+                yield qloc, "quality", "error", f"case {case.id!r} has no prompt, so {name} cannot be scored"
+            elif needs == "target" and case.target is None:
                 yield qloc, "quality", "error", f"case {case.id!r} has no target column, so {name} cannot be scored"
 
 
@@ -625,7 +634,7 @@ def _csv_header(path: Path) -> list[str] | None:
 # --- whole runs --------------------------------------------------------------------------------
 
 
-def validate_paths(paths: Iterable[Path], root: Path) -> ValidationReport:
+def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics) -> ValidationReport:
     """Validate every manifest under ``paths`` (folders are searched, files taken as they are).
 
     All problems of all files are collected; nothing stops at the first one.
@@ -645,5 +654,5 @@ def validate_paths(paths: Iterable[Path], root: Path) -> ValidationReport:
             report.problems.append(Problem(path, line, "name", f"model name {name!r} is already used by {names[name]}", "name"))
         else:
             names[name] = path
-        report.problems.extend(check_specs(specs))
+        report.problems.extend(check_specs(specs, metrics))
     return report

@@ -7,8 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_vdbench.protocols.native import AdapterError
-from pytest_vdbench.runtime import Endpoint
+from pytest_vdbench.endpoint import AdapterError, Endpoint
 
 #: a JSON protocol sends numbers as text and files as base64: its answer may be this many times the
 #: tensor's size before it is decoded (the decoded tensor is then held to the limit itself)

@@ -7,9 +7,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_vdbench.endpoint import AdapterError, Endpoint, Generation
 from pytest_vdbench.manifest import DeclaredRequirements
-from pytest_vdbench.protocols.native import AdapterError, Generation
-from pytest_vdbench.runtime import Endpoint
 
 __all__ = ["ModelClient", "NotSupported", "declared_requirements"]
 

@@ -7,40 +7,19 @@ import json
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
-from pytest_vdbench.runtime import Endpoint
+from pytest_vdbench.endpoint import AdapterError, Endpoint, Generation
 
 __all__ = ["AdapterClient", "AdapterError", "Generation"]
 
 
 class OversizedOutput(Exception):
     """An answer larger than the caller allows."""
-
-
-class AdapterError(Exception):
-    """The adapter answered with an error status (or not at all)."""
-
-    def __init__(self, message: str, status: int | None = None, traceback: str | None = None) -> None:
-        super().__init__(message + (f"\n--- adapter traceback ---\n{traceback}" if traceback else ""))
-        self.status = status
-        self.traceback = traceback
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One generate call: the output and how long it took."""
-
-    output: np.ndarray[Any, Any]
-    server_seconds: float
-    total_seconds: float
-    peak_rss_bytes: int | None
-    nbytes: int
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from pytest_vdbench.endpoint import AdapterError, Endpoint, Generation
 from pytest_vdbench.manifest import OipOptions
 from pytest_vdbench.protocols._http import WIRE_FACTOR, WIRE_SLACK, Http, parse_object
 from pytest_vdbench.protocols.base import NotSupported, declared_requirements
 from pytest_vdbench.protocols.decode import DecodeError, decode_oip_output, encode_oip_inputs
-from pytest_vdbench.protocols.native import AdapterError, Generation
-from pytest_vdbench.runtime import Endpoint
 
 __all__ = ["OipClient"]
 

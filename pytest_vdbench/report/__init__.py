@@ -8,7 +8,9 @@ the terminal lines; ``stats``, ``timings``, ``compare``, ``provenance`` and ``me
 
 from __future__ import annotations
 
-from pytest_vdbench.report.recorder import SCHEMA_VERSION, ReportRecorder, collect_rows
+from pytest_vdbench.report.recorder import ReportRecorder
 from pytest_vdbench.report.row import ReportRow
+from pytest_vdbench.report.rows import collect_rows
+from pytest_vdbench.report.state import SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "ReportRecorder", "ReportRow", "collect_rows"]

@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["QUALITY_DIRECTIONS", "Delta", "ModelComparison", "compare_rows", "load_baseline"]
-
-#: +1: higher is better, -1: lower is better; metrics not listed are shown but never flagged
-#: (dynamic_degree measures motion, not quality; uniform_* are the noise floor, not the model).
-QUALITY_DIRECTIONS: dict[str, int] = {
-    "temporal_flicker": 1,
-    "motion_smoothness": 1,
-    "sharpness": 1,
-    "prompt_sensitivity": 1,
-    "column_shapes": 1,
-    "column_pair_trends": 1,
-    "tstr_accuracy": 1,
-    "tstr_ratio": 1,
-}
+__all__ = ["Delta", "ModelComparison", "compare_rows", "load_baseline"]
 
 
 @dataclass(frozen=True)
@@ -135,8 +123,36 @@ def _compare_timing(name: str, old: dict[str, Any], new: dict[str, Any], thresho
     return Delta(name, "timing", float(before), float(after), change, worse, regression, note)
 
 
-def compare_rows(previous: list[dict[str, Any]], current: list[dict[str, Any]], threshold: float) -> dict[str, ModelComparison]:
-    """Model id -> its comparison; models of either side without a partner get a note only."""
+def _compare_quality(old: dict[str, Any], row: dict[str, Any], threshold: float, directions: Mapping[str, int]) -> list[Delta]:
+    """Each case's scores; a metric whose registry entry names no better direction is shown, never flagged."""
+    deltas: list[Delta] = []
+    old_q, new_q = old.get("quality_by_case") or {}, row.get("quality_by_case") or {}
+    for case in sorted(old_q.keys() & new_q.keys()):
+        for metric in sorted(old_q[case].keys() & new_q[case].keys()):
+            b, a = old_q[case][metric], new_q[case][metric]
+            if not isinstance(b, int | float) or not isinstance(a, int | float):
+                continue
+            change = _relative(b, a)
+            direction = directions.get(metric, 0)
+            worse = direction * change < 0
+            note = "" if direction else "no better direction: shown, never flagged"
+            deltas.append(
+                Delta(f"{metric}[{case}]", "quality", float(b), float(a), change, worse, worse and abs(change) > threshold, note)
+            )
+    return deltas
+
+
+def compare_rows(
+    previous: list[dict[str, Any]], current: list[dict[str, Any]], threshold: float, directions: Mapping[str, int] | None = None
+) -> dict[str, ModelComparison]:
+    """Model id -> its comparison; models of either side without a partner get a note only.
+
+    ``directions``: metric -> +1 (higher is better), -1 (lower), 0 (neither); default the built-ins'.
+    """
+    if directions is None:
+        from pytest_vdbench.checks.metrics import builtin_registry
+
+        directions = builtin_registry().directions()
     old_by_id = {str(r["id"]): r for r in previous}
     out: dict[str, ModelComparison] = {}
     for row in current:
@@ -157,21 +173,7 @@ def compare_rows(previous: list[dict[str, Any]], current: list[dict[str, Any]], 
             result.deltas.append(
                 Delta("peak_memory", "memory", float(before), float(after), change, change > 0, change > threshold)
             )
-        old_q, new_q = old.get("quality_by_case") or {}, row.get("quality_by_case") or {}
-        for case in sorted(old_q.keys() & new_q.keys()):
-            for metric in sorted(old_q[case].keys() & new_q[case].keys()):
-                b, a = old_q[case][metric], new_q[case][metric]
-                if not isinstance(b, int | float) or not isinstance(a, int | float):
-                    continue
-                change = _relative(b, a)
-                direction = QUALITY_DIRECTIONS.get(metric, 0)
-                worse = direction * change < 0
-                note = "" if direction else "no better direction: shown, never flagged"
-                result.deltas.append(
-                    Delta(
-                        f"{metric}[{case}]", "quality", float(b), float(a), change, worse, worse and abs(change) > threshold, note
-                    )
-                )
+        result.deltas.extend(_compare_quality(old, row, threshold, directions))
         if not result.deltas:
             result.note = "nothing comparable: neither run measured the same figures"
     for model in sorted(old_by_id.keys() - {str(r["id"]) for r in current}):

@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_vdbench.report.recorder import SCHEMA_VERSION, final_rows, recorder, regressed_models
+from pytest_vdbench.report.rows import final_rows, regressed_models
+from pytest_vdbench.report.state import SCHEMA_VERSION, state_of
 
 if TYPE_CHECKING:
     from pytest_vdbench.session import VdbenchSession
@@ -30,7 +31,7 @@ def report_document(session: VdbenchSession) -> dict[str, Any]:
 
     rows = final_rows(session)
     host = session.host
-    rec = recorder(session)
+    rec = state_of(session)
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "host": {

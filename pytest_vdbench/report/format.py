@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,8 +38,14 @@ def headline_quality(scores: Mapping[str, float]) -> str:
         if "tstr_ratio" in scores:
             text += f", TSTR/TRTR {scores['tstr_ratio']:.2f}"
         return text
-    keys = ("temporal_flicker", "motion_smoothness", "dynamic_degree", "prompt_sensitivity")
-    return ", ".join(f"{k} {scores[k]:.3g}" for k in keys if k in scores) or "n/a"
+    return ", ".join(f"{k} {scores[k]:.3g}" for k in _headline() if k in scores) or "n/a"
+
+
+@functools.cache
+def _headline() -> tuple[str, ...]:
+    from pytest_vdbench.checks.metrics import builtin_registry
+
+    return tuple(builtin_registry().headline())
 
 
 def verdict(row: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from pytest_vdbench.report.stats import summarize
 from pytest_vdbench.report.timings import timed_latencies
 
 if TYPE_CHECKING:
-    from pytest_vdbench.report.recorder import ReportRecorder
+    from pytest_vdbench.report.state import ReportState
     from pytest_vdbench.run import ModelRun
     from pytest_vdbench.runtime import BuildInfo, ResourceUsage
     from pytest_vdbench.session import VdbenchSession
@@ -150,7 +150,7 @@ def _media(run: ModelRun) -> list[dict[str, Any]]:
     ]
 
 
-def build_row(session: VdbenchSession, run_id: str, run: ModelRun, rec: ReportRecorder | None) -> ReportRow:
+def build_row(session: VdbenchSession, run_id: str, run: ModelRun, rec: ReportState | None) -> ReportRow:
     """Everything one model run produced, as one JSON-ready row."""
     from pytest_vdbench.report.provenance import run_provenance
 

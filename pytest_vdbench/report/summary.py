@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pytest_vdbench.report.format import fmt_seconds, headline_quality, regression_marks, verdict
-from pytest_vdbench.report.recorder import collect_rows, final_rows, recorder, regressed_models
+from pytest_vdbench.report.rows import collect_rows, final_rows, regressed_models
+from pytest_vdbench.report.state import state_of
 from pytest_vdbench.runtime.host import format_bytes
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def _model_line(row: dict[str, Any]) -> str:
 
 
 def _comparison_lines(session: VdbenchSession) -> list[str]:
-    rec = recorder(session)
+    rec = state_of(session)
     if rec is None or rec.baseline is None or session.options.compare is None:
         return []
     regressed = regressed_models(rec)

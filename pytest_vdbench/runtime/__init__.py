@@ -5,39 +5,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pytest_vdbench.endpoint import Endpoint
 
 if TYPE_CHECKING:
-    from pytest_vdbench.manifest import ModelSpec
+    from pytest_vdbench.manifest import Manifest, ModelSpec
 
 __all__ = [
     "BuildInfo",
     "Endpoint",
     "Instance",
+    "ReadyProbe",
     "ResourceUsage",
     "Runtime",
+    "RuntimeContext",
+    "RuntimeRegistry",
     "RuntimeUnavailable",
+    "ServerFacts",
+    "ServerLookup",
     "StartupError",
+    "builtin_runtimes",
     "wait_ready",
 ]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where an adapter server answers: a loopback address, or a Unix socket (``network: none``).
-
-    With ``unix_socket`` set, ``host``/``port`` are only labels: requests go through the socket.
-    """
-
-    host: str
-    port: int
-    unix_socket: str | None = None
-
-    @property
-    def url(self) -> str:
-        if self.unix_socket is not None:
-            return f"http+unix://{self.unix_socket}"
-        return f"http://{self.host}:{self.port}"
 
 
 @dataclass
@@ -96,8 +87,43 @@ class Instance(Protocol):
     def stop(self) -> ResourceUsage: ...
 
 
+#: (manifest, endpoint) -> what to poll until the model is ready; the session hands runtimes the
+#: protocol client's ``ready`` this way, so a runtime imports no client
+ReadyProbe = Callable[["Manifest", Endpoint], Callable[[], tuple[int, dict[str, Any]]]]
+
+
+class ServerFacts(Protocol):
+    """What a runtime needs of a wire protocol (``protocols.ProtocolDescriptor`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def unix_socket(self) -> bool: ...
+
+    @property
+    def ready_path(self) -> str: ...
+
+    @property
+    def ready_json(self) -> tuple[str, tuple[str, ...]] | None:
+        """The readiness answer's JSON field and the values that mean ready (None: HTTP 200 is)."""
+        ...
+
+    def port(self, manifest: Manifest) -> int: ...
+
+    def command(self, manifest: Manifest, listen: list[str]) -> list[str] | None: ...
+
+    def server_env(self, manifest: Manifest, port: int) -> dict[str, str]: ...
+
+
+class ServerLookup(Protocol):
+    """The run's protocols by name (``protocols.ProtocolRegistry`` is one)."""
+
+    def get(self, name: str) -> ServerFacts: ...
+
+
 class Runtime(Protocol):
-    """Starts models. Adding one means adding a module here and a name in ``RUNTIMES``."""
+    """Starts models. Adding one: a module with a class like this and a ``pytest_vdbench_add_runtimes`` hook."""
 
     name: str
 
@@ -112,6 +138,77 @@ class Runtime(Protocol):
     def close(self) -> None:
         """Session end: stop whatever is still running."""
         ...
+
+
+@dataclass
+class RuntimeContext:
+    """What the session gives a runtime factory (no ``pytest.Config``: runtimes know nothing of tests)."""
+
+    work_dir: Path
+    testrun: str
+    sandbox: bool
+    #: ``--vdbench-runtime`` was given explicitly (an unavailable engine is then an error, not a fallback)
+    explicit: bool
+    #: the run's protocols (``pytest_vdbench.protocols.ProtocolRegistry``) and their readiness probe
+    protocols: ServerLookup
+    ready_probe: ReadyProbe
+    #: write a line for the user (a notice, or a build log line with -v)
+    log: Callable[[str], None]
+    verbose: bool = False
+    is_worker: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+#: (context) -> a runtime; raise RuntimeUnavailable (with the reason) when it cannot run on this host
+RuntimeFactory = Callable[[RuntimeContext], "Runtime"]
+
+
+class RuntimeRegistry:
+    """Runtimes by name: ``docker`` and ``process`` built in, more through the hook."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, RuntimeFactory] = {}
+
+    def add(self, name: str, factory: RuntimeFactory) -> None:
+        if name in self._factories and self._factories[name] is not factory:
+            raise ValueError(f"runtime {name!r} is already registered")
+        self._factories[name] = factory
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def create(self, name: str, context: RuntimeContext) -> Runtime:
+        try:
+            factory = self._factories[name]
+        except KeyError:
+            raise RuntimeUnavailable(f"no runtime {name!r}; known: {', '.join(self.names())}") from None
+        return factory(context)
+
+
+def _docker(context: RuntimeContext) -> Runtime:
+    from pytest_vdbench.runtime.docker import DockerRuntime, docker_unavailable
+
+    reason = docker_unavailable()
+    if reason is not None:
+        raise RuntimeUnavailable(reason)
+    log = context.log if context.verbose else None
+    return DockerRuntime(
+        log, context.work_dir, testrun=context.testrun, protocols=context.protocols, ready_probe=context.ready_probe,
+        sandbox=context.sandbox, is_worker=context.is_worker,
+    )  # fmt: skip
+
+
+def _process(context: RuntimeContext) -> Runtime:
+    from pytest_vdbench.runtime.process import ProcessRuntime
+
+    return ProcessRuntime(context.work_dir / "logs", context.ready_probe)
+
+
+def builtin_runtimes() -> RuntimeRegistry:
+    registry = RuntimeRegistry()
+    registry.add("docker", _docker)
+    registry.add("process", _process)
+    return registry
 
 
 def wait_ready(

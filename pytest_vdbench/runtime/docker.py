@@ -24,11 +24,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pytest_vdbench.manifest import ModelSpec
-from pytest_vdbench.protocols import client_for
-from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
+from pytest_vdbench.runtime import (
+    BuildInfo,
+    Endpoint,
+    ReadyProbe,
+    ResourceUsage,
+    RuntimeUnavailable,
+    ServerFacts,
+    ServerLookup,
+    StartupError,
+    wait_ready,
+)
 from pytest_vdbench.runtime.host import hf_cache_dir, probe_host
 from pytest_vdbench.runtime.ledger import DoesNotFit, Inventory, Ledger, Need, Reservation, ReservationTimeout
 from pytest_vdbench.runtime.plan import LABEL_MODEL, LABEL_RUN, LABEL_TESTRUN, ContainerPlan, container_plan
@@ -135,7 +142,7 @@ class AdapterReadyWait(WaitStrategy):
         if inst.socket_dir is None:
             inst.endpoint = Endpoint("127.0.0.1", int(container.get_exposed_port(inst.port)))
         wait_ready(
-            client_for(inst.spec.manifest, inst.endpoint, timeout=5.0).ready,
+            inst.ready_probe(inst.spec.manifest, inst.endpoint),
             timeout=self._startup_timeout,
             alive=inst.exited,
             logs=inst.logs,
@@ -154,9 +161,12 @@ class DockerInstance:
         gpu_uuids: tuple[str, ...] = (),
         testrun: str | None = None,
         *,
+        protocol: ServerFacts,
+        ready_probe: ReadyProbe,
         sandbox: bool = False,
     ) -> None:
         self.spec = spec
+        self.ready_probe = ready_probe
         self.endpoint = Endpoint("127.0.0.1", 0)
         #: host directory holding the adapter's Unix socket (network: none), else None
         self.socket_dir: Path | None = None
@@ -171,9 +181,9 @@ class DockerInstance:
         self.on_stop: Callable[[], None] | None = None
         self._stop_sampling = threading.Event()
         m = spec.manifest
-        self.port = m.container_port()
+        self.port = protocol.port(m)
         labels = {LABEL_RUN: run_id, LABEL_TESTRUN: testrun or run_id}
-        self.plan = container_plan(spec, image, sandbox=sandbox, labels=labels, hf_cache=str(hf_cache_dir()))
+        self.plan = container_plan(spec, image, protocol=protocol, sandbox=sandbox, labels=labels, hf_cache=str(hf_cache_dir()))
         if self.plan.readiness.unix_socket is not None:
             # short path: a Unix socket's path is limited to 107 bytes
             self.socket_dir = Path(tempfile.mkdtemp(prefix="vdbench-sock-"))
@@ -368,10 +378,9 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
 RESERVE_TIMEOUT = 3600.0  # how long a model waits for GPUs/CPUs/memory held by other workers
 
 
-def default_ledger(config: pytest.Config | None) -> Ledger:
-    """The run's ledger: one file shared by every xdist worker of this test run."""
-    workerinput = getattr(config, "workerinput", None) if config is not None else None
-    uid = workerinput["testrunuid"] if workerinput else f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def default_ledger(testrun: str | None = None) -> Ledger:
+    """The run's ledger: one file shared by every xdist worker of this test run (``testrun``)."""
+    uid = testrun or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     host = probe_host()
     inventory = Inventory(tuple((g.uuid, g.memory_total) for g in host.gpus), float(host.cpus), host.memory_total)
     return Ledger(Path(tempfile.gettempdir()) / f"vdbench-ledger-{uid}.json", inventory)
@@ -384,39 +393,46 @@ class DockerRuntime:
 
     def __init__(
         self,
-        config: pytest.Config | None,
+        log: Callable[[str], None] | None,
         work_dir: Path,
         ledger: Ledger | None = None,
         testrun: str | None = None,
         *,
+        protocols: ServerLookup,
+        ready_probe: ReadyProbe,
         sandbox: bool = False,
+        is_worker: bool = False,
     ) -> None:
+        """``log``: where build output streams (the terminal with -v), None to keep it in the log file only."""
         import docker
 
+        self.protocols = protocols
+        self.ready_probe = ready_probe
         testcontainers_config.ryuk_disabled = True
-        self.config = config
+        self.log = log
+        self.is_worker = is_worker  # xdist workers share the ledger file: the controller removes it
         self.client = docker.from_env()
         self.run_id = uuid.uuid4().hex[:12]  # this process's containers (its own sweep)
         self.testrun = testrun or self.run_id  # the whole run's, across xdist workers (the controller's sweep)
         self.work_dir = work_dir
         self._builds: dict[str, BuildInfo] = {}
-        self.ledger = ledger if ledger is not None else default_ledger(config)
+        self.ledger = ledger if ledger is not None else default_ledger(testrun)
         self._instances: list[DockerInstance] = []
         self.sandbox = sandbox  # every model with network: none (--vdbench-sandbox)
 
     def prepare(self, spec: ModelSpec) -> BuildInfo:
         if spec.id in self._builds:
             return self._builds[spec.id]
-        verbose = self.config is not None and self.config.get_verbosity() > 0
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter") if self.config is not None else None
-        stream = (lambda line: reporter.write_line(f"[build {spec.name}] {line}")) if verbose and reporter else None
+        log = self.log
+        stream = (lambda line: log(f"[build {spec.name}] {line}")) if log is not None else None
         info = build_model_image(self.client, spec, self.work_dir / "build-logs", stream=stream)
         self._builds[spec.id] = info
         return info
 
     def start(self, spec: ModelSpec) -> DockerInstance:
-        protocol = spec.manifest.protocol
-        if self.sandbox and protocol != "native":
+        descriptor = self.protocols.get(spec.manifest.protocol)
+        protocol = descriptor.name
+        if self.sandbox and not descriptor.unix_socket:
             raise RuntimeUnavailable(
                 f"--vdbench-sandbox runs models with network: none, reached over a Unix socket; a {protocol} "
                 "server listens on TCP only, so this model cannot run sandboxed"
@@ -429,7 +445,10 @@ class DockerRuntime:
             reservation = self.ledger.reserve(need, timeout=RESERVE_TIMEOUT, label=spec.id)
         except (DoesNotFit, ReservationTimeout) as exc:
             raise StartupError(f"{spec.id}: {exc}") from None
-        instance = DockerInstance(spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun, sandbox=self.sandbox)
+        instance = DockerInstance(
+            spec, info.image, self.run_id, reservation.gpu_uuids, self.testrun,
+            protocol=descriptor, ready_probe=self.ready_probe, sandbox=self.sandbox,
+        )  # fmt: skip
         instance.reservation = reservation
         instance.on_stop = lambda: self.ledger.release(reservation)
         self._instances.append(instance)
@@ -441,7 +460,7 @@ class DockerRuntime:
             instance.stop()
         sweep(self.client, {LABEL_RUN: self.run_id})
         self.client.close()
-        if self.config is None or not hasattr(self.config, "workerinput"):  # xdist workers share the file
+        if not self.is_worker:
             for path in (self.ledger.path, Path(str(self.ledger.path) + ".lock")):
                 path.unlink(missing_ok=True)
 

@@ -1,8 +1,10 @@
 """One container plan per (model, variant): what every runtime and exporter renders, decided once.
 
-``container_plan(spec, ...)`` is a pure function of the resolved manifest, the sandbox flag and the
-protocol's descriptor: image, command, environment, port, limits, hardening, mounts, labels,
-readiness probe and timeouts, as a frozen ``ContainerPlan``. The Docker runtime renders it as
+``container_plan(spec, image, protocol=...)`` is a pure function of the resolved manifest, the
+sandbox flag and the protocol's descriptor (``protocols.ProtocolDescriptor``, seen here as the
+runtime's ``ServerFacts``: the runtime layer imports no protocol module): image, command,
+environment, port, limits, hardening, mounts, labels, readiness probe and timeouts, as a frozen
+``ContainerPlan``. The Docker runtime renders it as
 docker-py ``run()`` arguments (``docker_run_kwargs``), ``vdbench compose`` as a compose service,
 ``vdbench k8s`` as a Job + Service and the Slurm runtime as a batch script. Change the hardening
 here and all of them change; none of them holds its own copy.
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pytest_vdbench.manifest import ModelSpec
-from pytest_vdbench.protocols.descriptor import ProtocolDescriptor, descriptor_for
+from pytest_vdbench.runtime import ServerFacts
 
 __all__ = [
     "DEFAULT_HARDENING",
@@ -97,11 +99,12 @@ class Mount:
 @dataclass(frozen=True)
 class Readiness:
     """The protocol's readiness probe: GET ``path`` answers 200 (and, when ``statuses``, its JSON
-    ``status`` is one of them); over ``unix_socket`` when set, else TCP ``port``."""
+    field ``json_key`` is one of them); over ``unix_socket`` when set, else TCP ``port``."""
 
     path: str
     port: int
     statuses: tuple[str, ...] = ()
+    json_key: str = "status"
     unix_socket: str | None = None
     start_period: float = 120.0
     interval: float = 5.0
@@ -167,12 +170,12 @@ def container_plan(
     spec: ModelSpec,
     image: str,
     *,
+    protocol: ServerFacts,
     sandbox: bool = False,
     unix_socket: bool = True,
     labels: Mapping[str, str] | None = None,
     hf_cache: str | None = None,
     hardening: Hardening | None = None,
-    protocol: ProtocolDescriptor | None = None,
 ) -> ContainerPlan:
     """The plan of ``spec`` running ``image``.
 
@@ -182,14 +185,14 @@ def container_plan(
     the host's Hugging Face cache for ``requires.weights`` (None: the renderer's own default).
     """
     m = spec.manifest
-    proto = protocol or descriptor_for(m.protocol)
-    port = m.container_port()
+    proto = protocol
+    port = proto.port(m)
     isolated = sandbox or m.sandbox.network == "none"
     on_socket = isolated and unix_socket and proto.unix_socket
     listen = ["--unix-socket", SOCKET_PATH] if on_socket else ["--host", "0.0.0.0", "--port", str(port)]
-    command = list(m.command) if m.command is not None else proto.command(m, listen)
+    command = proto.command(m, listen)  # the manifest's command if it sets one
     env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": json.dumps(m.options)}
-    env.update({**proto.env(m, port), **m.env})
+    env.update({**proto.server_env(m, port), **m.env})
     mounts: list[Mount] = []
     if on_socket:
         mounts.append(Mount("sockets", SOCKET_DIR, read_only=False))
@@ -213,7 +216,8 @@ def container_plan(
         readiness=Readiness(
             path=proto.ready_path,
             port=port,
-            statuses=proto.ready_statuses,
+            statuses=proto.ready_json[1] if proto.ready_json else (),
+            json_key=proto.ready_json[0] if proto.ready_json else "status",
             unix_socket=SOCKET_PATH if on_socket else None,
             start_period=t.startup,
         ),
@@ -237,6 +241,6 @@ def probe_script(readiness: Readiness) -> str:
         return (
             "import json,sys,urllib.request; "
             f"r=json.load(urllib.request.urlopen('{url}', timeout=4)); "
-            f"sys.exit(0 if r.get('status') in {readiness.statuses!r} else 1)"
+            f"sys.exit(0 if r.get({readiness.json_key!r}) in {readiness.statuses!r} else 1)"
         )
     return f"import urllib.request; urllib.request.urlopen('{url}', timeout=4)"

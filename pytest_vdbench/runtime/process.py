@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from pytest_vdbench.manifest import ModelSpec
-from pytest_vdbench.protocols.native import AdapterClient
-from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
+from pytest_vdbench.runtime import BuildInfo, Endpoint, ReadyProbe, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
 
 _MISSING_RE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 _PORT_RE = re.compile(r"serving \S+ on [\d.]+:(\d+)")
@@ -50,8 +49,9 @@ def _cpu_seconds(pid: int) -> float | None:
 class ProcessInstance:
     """A running adapter subprocess with a /proc memory sampler."""
 
-    def __init__(self, spec: ModelSpec, log_dir: Path) -> None:
+    def __init__(self, spec: ModelSpec, log_dir: Path, ready_probe: ReadyProbe) -> None:
         self.spec = spec
+        self.ready_probe = ready_probe
         log_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f"{spec.id}-", suffix=".log", dir=log_dir)
         os.close(fd)
@@ -119,9 +119,8 @@ class ProcessInstance:
             if time.monotonic() > deadline:
                 raise StartupError(f"{self.spec.id} did not start serving within {timeout:g}s", self.logs())
             time.sleep(0.01)
-        client = AdapterClient(self.endpoint, timeout=5.0)
         wait_ready(
-            client.ready,
+            self.ready_probe(self.spec.manifest, self.endpoint),
             timeout=max(0.0, deadline - time.monotonic()),
             alive=self._exited,
             logs=self.logs,
@@ -171,8 +170,9 @@ class ProcessRuntime:
 
     name = "process"
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, ready_probe: ReadyProbe) -> None:
         self.log_dir = log_dir
+        self.ready_probe = ready_probe
         self._running: list[ProcessInstance] = []
 
     def prepare(self, spec: ModelSpec) -> BuildInfo:
@@ -185,7 +185,7 @@ class ProcessRuntime:
                 f"protocol {protocol}: the process runtime runs vdbench adapters only; the {protocol} server "
                 "is started from the model's image (--vdbench-runtime docker)"
             )
-        instance = ProcessInstance(spec, self.log_dir)
+        instance = ProcessInstance(spec, self.log_dir, self.ready_probe)
         self._running.append(instance)
         try:
             instance.wait_until_ready(spec.manifest.timeouts.startup)

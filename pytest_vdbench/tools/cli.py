@@ -8,11 +8,15 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docker import DockerClient
 
 from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.runtime.bases import BASE_LABEL, BASES, ensure_base
+
+if TYPE_CHECKING:
+    from pytest_vdbench.checks.metrics import MetricRegistry
 from pytest_vdbench.runtime.images import KIND_LABEL, MODEL_LABEL, DockerUnavailable, ImageBuildError, connect_docker
 
 __all__ = ["build_parser", "main"]
@@ -131,12 +135,36 @@ def _default_suites(paths: list[Path] | None) -> list[Path]:
     return [default]
 
 
+def installed_metrics() -> MetricRegistry:
+    """The built-in metrics plus those of installed plugins (``pytest11`` entry points), as pytest sees them.
+
+    A plugin that fails to import is left out here (pytest itself will report it).
+    """
+    from importlib.metadata import entry_points
+
+    import pluggy
+
+    from pytest_vdbench import hookspecs
+    from pytest_vdbench.checks.metrics import builtin_registry
+
+    manager = pluggy.PluginManager("pytest")
+    manager.add_hookspecs(hookspecs)
+    for ep in entry_points(group="pytest11"):
+        try:
+            manager.register(ep.load(), ep.name)
+        except Exception:
+            continue
+    registry = builtin_registry()
+    manager.hook.pytest_vdbench_add_metrics(registry=registry)
+    return registry
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Lint manifests and their build contexts without Docker (schema, files, adapter, budgets)."""
     from pytest_vdbench.manifest.validate import validate_paths
 
     cwd = Path.cwd()
-    report = validate_paths(_default_suites(args.paths), args.root or cwd)
+    report = validate_paths(_default_suites(args.paths), args.root or cwd, installed_metrics())
     failing = report.problems if args.strict else report.errors
     summary = (
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in {len(report.files)} manifest(s)"
@@ -224,7 +252,7 @@ def _load_specs(paths: list[Path], root: Path, models: list[str] | None = None) 
     from pytest_vdbench.manifest import discover_manifests, load_manifest
     from pytest_vdbench.manifest.validate import validate_paths
 
-    report = validate_paths(paths, root)
+    report = validate_paths(paths, root, installed_metrics())
     if report.errors:
         lines = [p.format(Path.cwd()) for p in report.errors]
         raise CliError("invalid manifest(s); fix them first (vdbench validate):\n" + "\n".join(lines))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.protocols import PROTOCOLS
 from pytest_vdbench.runtime.images import SDK_DIR, image_repo, sdk_files
 from pytest_vdbench.runtime.plan import ContainerPlan, container_plan, probe_script
 
@@ -93,7 +94,8 @@ def service_for(spec: ModelSpec, out_dir: Path, host_port: int | None, *, sandbo
     from pytest_vdbench.runtime.cogyaml import image_source
 
     m = spec.manifest
-    plan = container_plan(spec, f"vdbench/{image_repo(spec.name)}:{COMPOSE_TAG}", sandbox=sandbox)
+    image = f"vdbench/{image_repo(spec.name)}:{COMPOSE_TAG}"
+    plan = container_plan(spec, image, protocol=PROTOCOLS.get(m.protocol), sandbox=sandbox)
     base, dockerfile, _generated, _inputs = image_source(spec)  # a cog.yaml model's Dockerfile: staged with the SDK
     build = {
         "context": _relative(spec.context_dir, out_dir),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_vdbench.manifest import ModelSpec, parse_bytes
+from pytest_vdbench.protocols import PROTOCOLS
 from pytest_vdbench.runtime.images import image_repo
 from pytest_vdbench.runtime.plan import LABEL_RUN, ContainerPlan, container_plan, probe_script
 
@@ -205,7 +206,8 @@ def resources_for(spec: ModelSpec, opts: K8sOptions | None = None) -> list[dict[
     """The Kubernetes resources of one (model, variant)."""
     opts = opts or K8sOptions()
     image = f"{opts.image_prefix}vdbench/{image_repo(spec.name)}:{opts.tag}"
-    plan = container_plan(spec, image, unix_socket=False, labels={LABEL_RUN: opts.run})
+    protocol = PROTOCOLS.get(spec.manifest.protocol)
+    plan = container_plan(spec, image, protocol=protocol, unix_socket=False, labels={LABEL_RUN: opts.run})
     return render(plan, opts)
 
 

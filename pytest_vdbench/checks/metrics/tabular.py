@@ -1,6 +1,6 @@
 """Weight-free synthetic-data quality metrics (in the spirit of SDMetrics / SDGym), numpy only.
 
-Tables use the encoding of :mod:`pytest_vdbench.checks.datasets` (discrete columns as integer codes).
+Tables use the encoding of :mod:`pytest_vdbench.data.tables` (discrete columns as integer codes).
 Every score lies in [0, 1], higher is better; :func:`uniform_baseline` gives the floor each score
 is compared with.
 """

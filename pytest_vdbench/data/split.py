@@ -1,18 +1,15 @@
-"""The tabular modality in the harness: split the case's dataset, fit, and score the samples."""
+"""The tabular modality in the harness: load and split a case's dataset (scoring: metrics.builtin_registry)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pytest_vdbench.manifest import Case, ModelSpec
 
-if TYPE_CHECKING:
-    from pytest_vdbench.run import ModelRun
-
-__all__ = ["TabularData", "load_case_data", "tabular_scores"]
+__all__ = ["TabularData", "load_case_data"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +24,7 @@ class TabularData:
 
 def load_case_data(spec: ModelSpec, case: Case) -> TabularData:
     """Load ``case.dataset`` (relative to the manifest) and hold out ``case.test_fraction`` of rows."""
-    from pytest_vdbench.checks.datasets import load_table
+    from pytest_vdbench.data.tables import load_table
 
     assert case.dataset is not None  # the manifest validator requires it for tabular models
     path = spec.resolve(case.dataset)
@@ -43,16 +40,3 @@ def load_case_data(spec: ModelSpec, case: Case) -> TabularData:
     order = np.random.default_rng(0).permutation(len(table))  # the split never depends on the case seed
     n_test = max(1, round(len(table) * case.test_fraction))
     return TabularData(train=table[order[n_test:]], test=table[order[:n_test]], columns=columns, target=target)
-
-
-def tabular_scores(run: ModelRun, case: Case, output: np.ndarray[Any, Any]) -> dict[str, float]:
-    """Column shapes, pair trends, TSTR vs TRTR, and the same scores for a uniform-random table."""
-    from pytest_vdbench.checks.metrics.tabular import tabular_report, uniform_baseline
-
-    data = run.tabular_data(case)
-    synth = np.asarray(output, dtype=np.float64)
-    scores = {k: float(v) for k, v in tabular_report(data.train, synth, data.columns, data.target, test=data.test).items()}
-    noise = uniform_baseline(data.train, data.columns, len(synth), seed=case.seed or 0)
-    baseline = tabular_report(data.train, noise, data.columns, data.target, test=data.test)
-    scores.update({f"uniform_{k}": float(v) for k, v in baseline.items()})
-    return scores

@@ -1,0 +1,1 @@
+"""Tabular datasets a manifest names: read and encoded (``tables``), split once per case (``split``)."""

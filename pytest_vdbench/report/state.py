@@ -1,0 +1,38 @@
+"""What the report gathers during a run, kept apart from the hooks that gather it (no report imports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_vdbench.report.compare import ModelComparison
+    from pytest_vdbench.session import VdbenchSession
+
+__all__ = ["SCHEMA_VERSION", "STATE_KEY", "ReportState", "state_of"]
+
+#: 2: timings with statistics and verdicts, failures, log tails, provenance, environment, comparison
+SCHEMA_VERSION = 2
+
+
+@dataclass
+class ReportState:
+    """Failures, outcomes and log tails per model; the workers' rows and timings; the comparison."""
+
+    failures: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
+    log_tails: dict[str, str] = field(default_factory=dict)
+    worker_rows: list[dict[str, Any]] = field(default_factory=list)  # rows shipped by xdist workers (controller)
+    timing_records: list[dict[str, Any]] = field(default_factory=list)  # pytest-benchmark records of every process
+    baseline: dict[str, Any] | None = None
+    comparison: dict[str, ModelComparison] | None = None
+    rows: list[dict[str, Any]] | None = None  # the controller's final rows, once computed
+
+
+STATE_KEY = pytest.StashKey[ReportState]()
+
+
+def state_of(session: VdbenchSession) -> ReportState | None:
+    return session.config.stash.get(STATE_KEY, None)
