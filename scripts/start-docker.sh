@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine answers and debootstrap is installed (idempotent; Debian, as root).
-# Installs docker.io / debootstrap only when missing, starts dockerd in the background with its log
+# Make sure a Docker engine answers and debootstrap and docker-compose are installed (idempotent; Debian,
+# as root). Installs docker.io / debootstrap / docker-compose only when missing, starts dockerd in the background with its log
 # in /tmp/vdbench-dockerd.log and waits up to 60 s for `docker info`.
 set -euo pipefail
 
@@ -21,6 +21,7 @@ engine_answers() { command -v docker >/dev/null 2>&1 && timeout 10 docker info >
 
 missing=()
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)  # Compose v1: the tests check `vdbench compose` with it
 if ! engine_answers; then
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     command -v docker >/dev/null 2>&1 || { [[ " ${missing[*]} " == *" docker.io "* ]] || missing+=(docker.io); }

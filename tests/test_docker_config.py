@@ -43,6 +43,7 @@ def test_gpu_request_keeps_the_limits_labels_and_hardening(tmp_path: Path) -> No
         "org.vdbench.testrun": "tr",
         "org.vdbench.host": socket.gethostname(),  # the owner: vdbench clean removes it only once this pid is gone
         "org.vdbench.pid": str(os.getpid()),
+        "org.vdbench.manifest": "m.yaml",
     }
     assert kw["mem_limit"] == kw["memswap_limit"] == 4 * 2**30 and kw["nano_cpus"] == 2_000_000_000
     assert kw["read_only"] is True and kw["cap_drop"] == ["ALL"] and kw["user"] == "10001:10001"

@@ -150,9 +150,16 @@ class _Frozen(BaseModel):
 
 
 class ImageSpec(_Frozen):
-    """Where the model's image comes from."""
+    """Where the model's image comes from: a build context with a Dockerfile, or a Cog model's cog.yaml."""
 
-    context: str = Field(description="build context: relative to the project root, or to the manifest if it starts with '.'")
+    context: str | None = Field(
+        None, description="build context: relative to the project root, or to the manifest if it starts with '.'"
+    )
+    cog: str | None = Field(
+        None,
+        description="a Cog model's cog.yaml (same path rule as context): its folder is the context and the image is "
+        "built from cog.yaml as `cog build` would (CPU); the base follows build.python_version (protocol: cog)",
+    )
     dockerfile: str = Field("Dockerfile", description="Dockerfile inside the context")
     base: str = Field("bookworm", description="vdbench base (bookworm, bullseye, torch-cpu) or any image reference")
     args: dict[str, str] = Field(default_factory=dict, description="extra docker build args")
@@ -164,6 +171,18 @@ class ImageSpec(_Frozen):
         if not value or Path(value).is_absolute() or ".." in parts or "\0" in value:
             raise ValueError(f"must be a relative path inside image.context (no leading / and no ..), got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageSpec:
+        if self.cog is None and self.context is None:
+            raise ValueError("give context (a folder with a Dockerfile) or cog (a Cog model's cog.yaml)")
+        if self.cog is not None:
+            clash = sorted(k for k in ("context", "dockerfile", "base", "args") if k in self.model_fields_set)
+            if clash:
+                raise ValueError(
+                    f"image.cog builds from cog.yaml alone (its folder, its build.python_version); drop {', '.join(clash)}"
+                )
+        return self
 
 
 class Resources(_Frozen):
@@ -442,6 +461,14 @@ class Manifest(_Frozen):
     warmup_rounds: int = Field(1, ge=0, le=100)
     variants: dict[str, Any] = Field(default_factory=dict, description="name -> overrides")
 
+    @field_validator("image")
+    @classmethod
+    def _cog_image(cls, value: ImageSpec, info: ValidationInfo) -> ImageSpec:
+        protocol = info.data.get("protocol")
+        if value.cog is not None and protocol not in (None, "cog"):
+            raise ValueError(f"image.cog builds a Cog model's image: set protocol: cog (got {protocol})")
+        return value
+
     @field_validator("protocol")
     @classmethod
     def _protocol(cls, value: str, info: ValidationInfo) -> str:
@@ -579,17 +606,30 @@ class ModelSpec:
         """Test id part, e.g. ``cogvideox-tiny`` (just the name when there are no variants)."""
         return self.manifest.name if self.variant == "default" else f"{self.manifest.name}-{self.variant}"
 
+    def _project_path(self, ref: str, *, folder: bool) -> Path:
+        """``ref`` relative to the manifest if it starts with '.', else to the project root, i.e. the
+        nearest folder above the manifest that holds it (then the run's root)."""
+        if ref.startswith("."):
+            return real_path(self.path.parent / ref)
+        for ancestor in self.path.parents:
+            candidate = ancestor / ref
+            if candidate.is_dir() if folder else candidate.is_file():
+                return real_path(candidate)
+        return real_path(self.root / ref)
+
     @property
     def context_dir(self) -> Path:
-        """``image.context``: relative to the manifest if it starts with '.', else to the project
-        root, i.e. the nearest folder above the manifest that holds it (then the run's root)."""
-        ctx = self.manifest.image.context
-        if ctx.startswith("."):
-            return real_path(self.path.parent / ctx)
-        for ancestor in self.path.parents:
-            if (ancestor / ctx).is_dir():
-                return real_path(ancestor / ctx)
-        return real_path(self.root / ctx)
+        """``image.context`` (or the folder of ``image.cog``), by the rule of ``_project_path``."""
+        cog = self.cog_file
+        if cog is not None:
+            return cog.parent
+        return self._project_path(self.manifest.image.context or ".", folder=True)
+
+    @property
+    def cog_file(self) -> Path | None:
+        """The cog.yaml the image is built from (``image.cog``), else None."""
+        ref = self.manifest.image.cog
+        return self._project_path(ref, folder=False) if ref is not None else None
 
     def resolve(self, relative: str) -> Path:
         """A path from the manifest (datasets, ...) relative to the manifest's folder."""

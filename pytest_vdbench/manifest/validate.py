@@ -222,12 +222,34 @@ def check_specs(specs: Sequence[ModelSpec], metrics: KnownMetrics, *, collection
     return sorted(problems.values(), key=lambda p: p.line or 0)
 
 
+def _cog_problems(spec: ModelSpec, cog: Path) -> Iterator[_Found]:
+    """A cog.yaml model: the file exists, renders to a Dockerfile, and its predictor module is there."""
+    from pytest_vdbench.runtime.cogyaml import CogYamlError, base_for_python, cog_dockerfile, load_cog_yaml
+
+    loc: list[str | int] = ["image", "cog"]
+    if not cog.is_file():
+        yield loc, "cog-yaml", "error", f"cog.yaml {cog} does not exist (image.cog {spec.manifest.image.cog!r})"
+        return
+    try:
+        cfg = load_cog_yaml(cog)
+        cog_dockerfile(cfg, base_for_python(cfg.build.python_version, str(cog)), str(cog))
+    except CogYamlError as exc:
+        yield loc, "cog-yaml", "error", str(exc)
+        return
+    module = str(cfg.predict).partition(":")[0]
+    if module.endswith(".py") and not (cog.parent / module).is_file():
+        yield loc, "cog-yaml", "error", f"{cog}: predict: {module} is not in {cog.parent}"
+
+
 def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]], metrics: KnownMetrics) -> Iterator[_Found]:
     m = spec.manifest
     context = spec.context_dir
     outside = spec.outside(context, "image.context")
     if outside is not None:
         yield ["image", "context"], "confinement", "error", outside
+    cog = spec.cog_file
+    if cog is not None:
+        yield from _cog_problems(spec, cog)
     elif not context.is_dir():
         yield (
             ["image", "context"],

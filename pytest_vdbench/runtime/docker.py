@@ -1,8 +1,9 @@
 """The ``docker`` runtime: content-addressed images, testcontainers under the manifest's limits.
 
-Ports are published on 127.0.0.1 only and the harness talks to 127.0.0.1 only. Containers run
-hardened (non-root, no capabilities, no-new-privileges, read-only root filesystem, pids limit),
-are labelled with the run id and are always removed: on stop, and by a sweep at session end.
+Each container renders the model's ``runtime/plan.py`` plan (limits, hardening, mounts, labels,
+readiness) as docker-py arguments (``docker_run_kwargs``). Ports are published on 127.0.0.1 only
+and the harness talks to 127.0.0.1 only. Containers are labelled with the run id and are always
+removed: on stop, and by a sweep at session end.
 
 The ``network: none`` sandbox (manifest ``sandbox.network`` or ``--vdbench-sandbox``) gives the
 container no network at all: no ports are published and the adapter serves HTTP on a Unix socket
@@ -20,7 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from pytest_vdbench.runtime import (
 )
 from pytest_vdbench.runtime.host import hf_cache_dir, probe_host
 from pytest_vdbench.runtime.ledger import DoesNotFit, Inventory, Ledger, Need, Reservation, ReservationTimeout
+from pytest_vdbench.runtime.plan import DEFAULT_HARDENING, LABEL_MODEL, LABEL_RUN, LABEL_TESTRUN, ContainerPlan, container_plan
 from pytest_vdbench.runtime.resources import CgroupReader, find_cgroup, gpu_usage_for_pids
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # Ryuk's image cannot be pulled offline
@@ -49,11 +51,17 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.exceptions import ContainerStartException
 from testcontainers.core.waiting_utils import WaitStrategy
 
-__all__ = ["LABEL_MODEL", "LABEL_RUN", "LABEL_TESTRUN", "DockerInstance", "DockerRuntime", "docker_unavailable", "sweep"]
+__all__ = [
+    "LABEL_MODEL",
+    "LABEL_RUN",
+    "LABEL_TESTRUN",
+    "DockerInstance",
+    "DockerRuntime",
+    "docker_run_kwargs",
+    "docker_unavailable",
+    "sweep",
+]
 
-LABEL_RUN = "org.vdbench.run"
-LABEL_MODEL = "org.vdbench.model"
-LABEL_TESTRUN = "org.vdbench.testrun"
 LABEL_HOST = "org.vdbench.host"
 LABEL_PID = "org.vdbench.pid"
 
@@ -65,11 +73,63 @@ def owner_labels() -> dict[str, str]:
     return {LABEL_HOST: socket.gethostname(), LABEL_PID: str(os.getpid())}
 
 
-SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
+def docker_run_kwargs(
+    plan: ContainerPlan,
+    *,
+    host_env: Mapping[str, str] | None = None,
+    socket_dir: str | None = None,
+    hf_cache: str | None = None,
+    gpu_uuids: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The plan as docker-py ``containers.create()`` arguments (pure: no engine is asked).
+
+    ``host_env``: where ``requires.env`` values come from; ``socket_dir``: the host directory mounted
+    for a sandboxed adapter's socket; ``gpu_uuids``: the GPUs the ledger granted (else a count).
+    """
+    host_env = os.environ if host_env is None else host_env
+    env = {**plan.env_dict, **{n: host_env[n] for n in plan.env_from_host if n in host_env}}
+    lim, hard = plan.limits, plan.hardening
+    kwargs: dict[str, Any] = {
+        "command": list(plan.command) if plan.command is not None else None,
+        "environment": env,
+        "labels": plan.labels_dict,
+        "mem_limit": lim.memory,
+        "memswap_limit": lim.memswap,
+        "nano_cpus": int(lim.cpus * 1e9),
+        "shm_size": lim.shm,
+        "pids_limit": lim.pids,
+        "user": hard.user_spec,
+        "cap_drop": list(hard.cap_drop),
+        "security_opt": list(hard.security_opt),
+        "read_only": hard.read_only_root,
+        "tmpfs": dict(hard.tmpfs),
+        "volumes": {},
+    }
+    for mount in plan.mounts:
+        source = mount.source or (socket_dir if mount.name == "sockets" else hf_cache)
+        if source is None:
+            raise ValueError(f"{plan.model}: no host directory for the {mount.name} mount at {mount.target}")
+        kwargs["volumes"][source] = {"bind": mount.target, "mode": "ro" if mount.read_only else "rw"}
+    if plan.network == "none":
+        kwargs["network_mode"] = "none"
+        kwargs["ports"] = {}
+    else:  # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
+        kwargs["ports"] = {f"{plan.port}/tcp": ("127.0.0.1", None)}
+    if lim.gpus:
+        import docker.types
+
+        # the GPUs the ledger granted, by UUID (so models packed onto one GPU really share it)
+        request = (
+            docker.types.DeviceRequest(device_ids=list(gpu_uuids), capabilities=[["gpu"]])
+            if gpu_uuids
+            else docker.types.DeviceRequest(count=lim.gpus, capabilities=[["gpu"]])
+        )
+        kwargs["device_requests"] = [request]
+    return kwargs
 
 # -- container options against hostile neighbours (#17) -----------------------------------------
 # Kept together so the container plan (runtime/plan.py) can take them over as they are.
-CONTAINER_UID = 10001  # the user every model runs as; it must own the sandbox's socket
+CONTAINER_UID = DEFAULT_HARDENING.user  # the user every model runs as; it must own the sandbox's socket
 LOG_MAX_SIZE, LOG_MAX_FILES = "10m", 3  # the engine keeps at most 30 MiB of a container's logs
 NOFILE = 4096  # open files per container (the adapter server caps connections at 512)
 SOCKET_DIR_BYTES = 256 * 1024  # the sandbox's socket folder: a tmpfs this small (when the host can mount)
@@ -207,66 +267,32 @@ class DockerInstance:
         """The testcontainers object, configured but not started."""
         spec = self.spec
         m = spec.manifest
-        r = m.resources
-        env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": options_json(spec)}
-        env.update({**protocol.server_env(m, self.port), **m.env})
-        # credentials the manifest requires (requires.env) come from the host's environment
-        env.update({name: os.environ[name] for name in m.requires.env if name in os.environ})
-        sandbox = sandbox or m.sandbox.network == "none"
-        listen = ["--host", "0.0.0.0", "--port", str(self.port)]
-        if sandbox:
+        labels = {LABEL_RUN: run_id, LABEL_TESTRUN: testrun or run_id}
+        plan = container_plan(spec, image, protocol=protocol, sandbox=sandbox, labels=labels, hf_cache=str(hf_cache_dir()))
+        self.plan = plan
+        if plan.readiness.unix_socket is not None:
             self.socket_dir = make_socket_dir()
-            listen = ["--unix-socket", f"{SOCKET_DIR}/adapter.sock"]
-            sock = str(self.socket_dir / "adapter.sock")
-            self.endpoint = Endpoint("sandbox", 0, unix_socket=sock, socket_owner=CONTAINER_UID)
-        # docker-py's run() arguments: testcontainers' with_kwargs() replaces what an earlier call
-        # gave rather than merging, so they are gathered here and handed over once
-        run_kwargs: dict[str, Any] = {
-            "labels": {
-                LABEL_RUN: run_id,
-                LABEL_MODEL: spec.id,
-                LABEL_TESTRUN: testrun or run_id,
-                **owner_labels(),  # who may remove it: vdbench clean and other runs only once this process is gone
-            },
-            "mem_limit": r.memory,
-            "memswap_limit": r.memory,  # no swap: exceeding the limit is an OOM kill, not a slowdown
-            "nano_cpus": int(r.cpus * 1e9),
-            "shm_size": r.shm,
-            "pids_limit": r.pids,
-            "user": f"{CONTAINER_UID}:{CONTAINER_UID}",
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "read_only": True,
-            **neighbour_limits(),
-        }
-        container = DockerContainer(image).with_envs(**env).with_tmpfs_mount("/tmp", "size=1g")
-        command = protocol.command(m, listen)
-        if command is not None:  # None: the image's own CMD starts the server (oip-v2)
-            container.with_command(command)
-        if self.socket_dir is not None:
-            run_kwargs["network_mode"] = "none"
-            container.with_volume_mapping(str(self.socket_dir), SOCKET_DIR, "rw")
-        else:
-            # docker-py takes (host_ip, host_port): publish on loopback only, on a free port
-            container.ports[f"{self.port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
-        if r.gpus:
-            import docker.types
-
-            # the GPUs the ledger granted, by UUID (so models packed onto one GPU really share it)
-            request = (
-                docker.types.DeviceRequest(device_ids=list(gpu_uuids), capabilities=[["gpu"]])
-                if gpu_uuids
-                else docker.types.DeviceRequest(count=r.gpus, capabilities=[["gpu"]])
-            )
-            run_kwargs["device_requests"] = [request]
+            socket = self.socket_dir / Path(plan.readiness.unix_socket).name
+            self.endpoint = Endpoint("sandbox", 0, unix_socket=str(socket), socket_owner=CONTAINER_UID)
+        kwargs = docker_run_kwargs(plan, socket_dir=str(self.socket_dir) if self.socket_dir else None, gpu_uuids=gpu_uuids)
+        kwargs["environment"]["VDBENCH_OPTIONS"] = options_json(spec)  # a value JSON cannot carry names its key
+        kwargs["labels"].update(owner_labels())  # who may remove it: vdbench clean and other runs once this process is gone
+        kwargs.update(neighbour_limits())
         for cache in m.caches:  # weights caches (e.g. VBench's): read-only, and only when the host has them
             if cache.host_path().is_dir():
-                self.container.with_volume_mapping(str(cache.host_path()), cache.target, "ro")
-        if m.requires.weights:
-            container.with_volume_mapping(str(hf_cache_dir()), "/hf-cache", "ro")
-            container.with_envs(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
-        container.with_kwargs(**run_kwargs)
-        container.waiting_for(AdapterReadyWait(self, m.timeouts.startup))
+                kwargs["volumes"][str(cache.host_path())] = {"bind": cache.target, "mode": "ro"}
+        # testcontainers' with_kwargs() replaces what an earlier call gave rather than merging, and
+        # create() is handed command/env/ports/volumes/tmpfs from its own attributes: set those there
+        container = DockerContainer(image)
+        container.env = kwargs.pop("environment")
+        container.ports = kwargs.pop("ports")
+        container.volumes = kwargs.pop("volumes")
+        container.tmpfs = kwargs.pop("tmpfs")
+        command = kwargs.pop("command")
+        if command is not None:  # None: the image's own CMD starts the server (oip-v2)
+            container.with_command(command)
+        container.with_kwargs(**kwargs)
+        container.waiting_for(AdapterReadyWait(self, plan.timeouts.startup))
         return container
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -439,6 +465,7 @@ class DockerInstance:
 def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any = None) -> BuildInfo:
     """Bootstrap the model's vdbench base if needed, then build its content-addressed image."""
     from pytest_vdbench.runtime.bases import base_tag, ensure_base, find_recipe
+    from pytest_vdbench.runtime.cogyaml import CogYamlError, image_source
     from pytest_vdbench.runtime.images import ImageBuildError, build_image, plan_image
 
     image = spec.manifest.image
@@ -449,7 +476,14 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
         ensure_base(client, image.base, stream=stream)
     tag = base_tag(image.base)
     try:
-        plan = plan_image(spec.context_dir, image.dockerfile, image.args, tag, client=client)
+        base, dockerfile, generated, inputs = image_source(spec)
+    except (CogYamlError, OSError) as exc:
+        raise ImageBuildError(spec.name, str(exc), [], None) from None
+    if find_recipe(base) is not None:
+        ensure_base(client, base, stream=stream)
+    tag = base_tag(base)
+    try:
+        plan = plan_image(spec.context_dir, dockerfile, image.args, tag, client=client, generated=generated, inputs=inputs)
     except FileNotFoundError as exc:
         raise ImageBuildError(spec.name, f"{exc} (image.context / image.dockerfile in {spec.path})", [], None) from None
     network = "none" if spec.manifest.sandbox.build_network == "none" else None

@@ -143,6 +143,8 @@ class ImagePlan:
     base_id: str
     digest: str
     files: tuple[str, ...]
+    #: files vdbench writes into the context itself (a cog.yaml model's Dockerfile): (path, content)
+    generated: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def short(self) -> str:
@@ -320,11 +322,16 @@ def plan_image(
     base_id: str | None = None,
     *,
     client: DockerClient | None = None,
+    generated: Mapping[str, bytes] | None = None,
+    inputs: Mapping[str, bytes] | None = None,
 ) -> ImagePlan:
     """Hash a model image's inputs: context files, Dockerfile, build args, base image id, SDK.
 
     ``base_id`` is the id of ``base_tag``; when omitted it is looked up through ``client``.
+    ``generated``: files vdbench adds to the context under ``.vdbench-sdk/`` (the Dockerfile may be
+    one); ``inputs``: more bytes the image depends on (a cog.yaml), hashed by name.
     """
+    generated = dict(generated or {})
     try:
         context_dir = Path(context_dir).resolve()
     except (OSError, RuntimeError):  # a symlink loop
@@ -333,7 +340,9 @@ def plan_image(
         raise FileNotFoundError(f"image context {context_dir} is not a directory")
     dockerfile = PurePosixPath(dockerfile).as_posix()
     target = context_dir / dockerfile
-    if dockerfile.startswith(("../", "/")) or not target.is_file() or not target.resolve().is_relative_to(context_dir):
+    if dockerfile not in generated and (
+        dockerfile.startswith(("../", "/")) or not target.is_file() or not target.resolve().is_relative_to(context_dir)
+    ):
         raise FileNotFoundError(f"Dockerfile {dockerfile!r} not found inside the image context {context_dir}")
     if base_id is None:
         if client is None:
@@ -349,6 +358,8 @@ def plan_image(
         _hash_file(h, f"context/{rel}", context_dir / rel)
     for rel, path in sdk_files():
         _hash_file(h, f"sdk/{rel}", path)
+    for name, data in sorted({**{f"generated/{k}": v for k, v in generated.items()}, **(inputs or {})}.items()):
+        _update(h, name, data)
     return ImagePlan(
         context_dir=context_dir,
         dockerfile=dockerfile,
@@ -357,6 +368,7 @@ def plan_image(
         base_id=base_id,
         digest=h.hexdigest(),
         files=tuple(files),
+        generated=tuple(sorted(generated.items())),
     )
 
 
@@ -395,6 +407,12 @@ def write_context_tar(plan: ImagePlan, fileobj: IO[bytes]) -> None:
             data = path.read_bytes()
             info = tarfile.TarInfo(f"{SDK_DIR}/{rel}")
             info.size, info.mode, info.mtime = len(data), 0o644, int(path.stat().st_mtime)
+            tar.addfile(info, io.BytesIO(data))
+        for rel, data in plan.generated:
+            if not rel.startswith(f"{SDK_DIR}/"):
+                raise ValueError(f"generated file {rel!r} must live under {SDK_DIR}/ (never over the user's files)")
+            info = tarfile.TarInfo(rel)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
             tar.addfile(info, io.BytesIO(data))
     fileobj.seek(0)
 

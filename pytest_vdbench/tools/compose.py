@@ -1,10 +1,11 @@
 """``vdbench compose``: a docker-compose.yml with one service per model variant, as the runtime runs it.
 
-Each service gets what ``runtime/docker.py`` gives a container: the build (context, Dockerfile,
-``BASE`` and the manifest's build args), the command, environment, CPU/memory/shm/pids limits,
-ports published on 127.0.0.1 only, GPU reservations, the read-only Hugging Face cache for models
-that need weights, the hardening (non-root user, no capabilities, no-new-privileges, read-only root
-filesystem with a tmpfs ``/tmp``) and a healthcheck on the adapter's readiness endpoint.
+Each service renders the model's ``runtime/plan.py`` plan, as the Docker runtime does: the command,
+environment, CPU/memory/shm/pids limits, ports published on 127.0.0.1 only, GPU reservations, the
+read-only Hugging Face cache, the hardening and a healthcheck on the protocol's readiness path; plus
+the build (context, Dockerfile, ``BASE`` and the manifest's build args). The document is read by
+Debian's docker-compose 1.29 (Compose v1: no top-level ``name``, short-syntax ports) and by tools
+following the Compose Specification.
 
 The image tag is ``vdbench/<model>:compose``, not the content-addressed tag of ``images.py``: that
 hash covers the base image's *id*, which only a Docker engine can tell.
@@ -12,29 +13,22 @@ hash covers the base image's *id*, which only a Docker engine can tell.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.protocols import PROTOCOLS
 from pytest_vdbench.runtime.images import SDK_DIR, image_repo, sdk_files
+from pytest_vdbench.runtime.plan import ContainerPlan, container_plan, probe_script
 
-__all__ = ["COMPOSE_TAG", "HARDENING", "compose_document", "service_for", "stage_sdk"]
+__all__ = ["COMPOSE_TAG", "compose_document", "healthcheck", "render_service", "service_for", "stage_sdk"]
 
 COMPOSE_TAG = "compose"
-#: the container hardening of runtime/docker.py (DockerInstance), in compose's keys
-HARDENING: dict[str, Any] = {
-    "user": "10001:10001",
-    "cap_drop": ["ALL"],
-    "security_opt": ["no-new-privileges"],
-    "read_only": True,
-    "tmpfs": ["/tmp:size=1g"],
-}
-SOCKET_DIR = "/run/vdbench"
+#: the shell running compose decides; no nested ${...}: Compose v1 cannot read it, and both expand "~"
+HF_CACHE_SOURCE = "${HF_HUB_CACHE:-~/.cache/huggingface/hub}"
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -42,88 +36,73 @@ def _relative(path: Path, start: Path) -> str:
     return rel if rel.startswith(".") else f"./{rel}"
 
 
-def _healthcheck(spec: ModelSpec, port: int, sandbox: bool) -> dict[str, Any]:
-    m = spec.manifest
-    protocol = PROTOCOLS.get(m.protocol)
-    ready = protocol.ready_path
-    if sandbox:
-        probe = (
-            "import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(4); "
-            f"s.connect('{SOCKET_DIR}/adapter.sock'); s.sendall(b'GET {ready} HTTP/1.0\\r\\n\\r\\n'); "
-            "sys.exit(0 if b' 200 ' in s.recv(64) else 1)"
-        )
-    elif protocol.ready_json is not None:  # e.g. Cog answers 200 while STARTING too: its JSON status says ready
-        key, ready_values = protocol.ready_json
-        probe = (
-            "import json,sys,urllib.request; "
-            f"r=json.load(urllib.request.urlopen('http://127.0.0.1:{port}{ready}', timeout=4)); "
-            f"sys.exit(0 if r.get({key!r}) in {ready_values!r} else 1)"
-        )
-    else:  # urlopen raises on 503 (loading) and 500 (load() failed)
-        probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{ready}', timeout=4)"
+def healthcheck(plan: ContainerPlan) -> dict[str, Any]:
+    """The plan's readiness probe as a compose healthcheck."""
+    r = plan.readiness
     return {
-        "test": ["CMD", "python", "-c", probe],
-        "interval": "5s",
-        "timeout": "5s",
-        "retries": 3,
-        "start_period": f"{m.timeouts.startup:g}s",
+        "test": ["CMD", "python", "-c", probe_script(r)],
+        "interval": f"{r.interval:g}s",
+        "timeout": f"{r.timeout:g}s",
+        "retries": r.retries,
+        "start_period": f"{r.start_period:g}s",
     }
+
+
+def render_service(plan: ContainerPlan, host_port: int | None, socket_source: str) -> dict[str, Any]:
+    """The plan as a compose service (without ``build``): Compose v1 (1.29) and Specification keys only."""
+    lim, hard = plan.limits, plan.hardening
+    env: dict[str, str | None] = {**plan.env_dict, **{name: None for name in plan.env_from_host}}  # None: from the shell
+    service: dict[str, Any] = {"image": plan.image}
+    if plan.command is not None:
+        service["command"] = list(plan.command)
+    service["environment"] = env
+    service["labels"] = plan.labels_dict
+    service.update(
+        {
+            "cpus": lim.cpus,
+            "mem_limit": lim.memory,
+            "memswap_limit": lim.memswap,
+            "shm_size": lim.shm,
+            "pids_limit": lim.pids,
+            "user": hard.user_spec,
+            "cap_drop": list(hard.cap_drop),
+            "security_opt": list(hard.security_opt),
+            "read_only": hard.read_only_root,
+            "tmpfs": [f"{path}:{opts}" if opts else path for path, opts in hard.tmpfs],
+        }
+    )
+    volumes = []
+    for mount in plan.mounts:
+        source = mount.source or (socket_source if mount.name == "sockets" else HF_CACHE_SOURCE)
+        volumes.append(f"{source}:{mount.target}" + (":ro" if mount.read_only else ""))
+    if plan.network == "none":
+        service["network_mode"] = "none"
+    else:  # short syntax: Compose v1 refuses the long form's host_ip
+        service["ports"] = [f"127.0.0.1:{host_port if host_port is not None else ''}:{plan.port}"]
+    if volumes:
+        service["volumes"] = volumes
+    if lim.gpus:
+        device = {"driver": "nvidia", "count": lim.gpus, "capabilities": ["gpu"]}
+        service["deploy"] = {"resources": {"reservations": {"devices": [device]}}}
+    service["healthcheck"] = healthcheck(plan)
+    return service
 
 
 def service_for(spec: ModelSpec, out_dir: Path, host_port: int | None, *, sandbox: bool = False) -> dict[str, Any]:
     """The compose service of one (model, variant); paths are relative to ``out_dir``."""
     from pytest_vdbench.runtime.bases import base_tag
+    from pytest_vdbench.runtime.cogyaml import image_source
 
     m = spec.manifest
-    r = m.resources
-    port = PROTOCOLS.get(m.protocol).port(m)
-    sandbox = sandbox or m.sandbox.network == "none"
-    listen = ["--unix-socket", f"{SOCKET_DIR}/adapter.sock"] if sandbox else ["--host", "0.0.0.0", "--port", str(port)]
-    env: dict[str, str | None] = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": json.dumps(m.options)}
-    env.update({**PROTOCOLS.get(m.protocol).server_env(m, port), **m.env})
-    env.update({name: None for name in m.requires.env})  # no value: taken from the shell running compose
-    service: dict[str, Any] = {
-        "build": {
-            "context": _relative(spec.context_dir, out_dir),
-            "dockerfile": m.image.dockerfile,
-            "args": {**m.image.args, "BASE": base_tag(m.image.base)},
-        },
-        "image": f"vdbench/{image_repo(spec.name)}:{COMPOSE_TAG}",
+    image = f"vdbench/{image_repo(spec.name)}:{COMPOSE_TAG}"
+    plan = container_plan(spec, image, protocol=PROTOCOLS.get(m.protocol), sandbox=sandbox)
+    base, dockerfile, _generated, _inputs = image_source(spec)  # a cog.yaml model's Dockerfile: staged with the SDK
+    build = {
+        "context": _relative(spec.context_dir, out_dir),
+        "dockerfile": dockerfile,
+        "args": {**m.image.args, "BASE": base_tag(base)},
     }
-    command = PROTOCOLS.get(m.protocol).command(m, listen)
-    if command is not None:
-        service["command"] = command
-    service["environment"] = env
-    service["labels"] = {"org.vdbench.model": spec.id, "org.vdbench.manifest": spec.path.name}
-    service.update(
-        {
-            "cpus": r.cpus,
-            "mem_limit": r.memory,
-            "memswap_limit": r.memory,  # no swap: exceeding the limit is an OOM kill, as under vdbench
-            "shm_size": r.shm,
-            "pids_limit": r.pids,
-            **json.loads(json.dumps(HARDENING)),
-        }
-    )
-    volumes: list[str] = []
-    if sandbox:
-        service["network_mode"] = "none"
-        volumes.append(f"./vdbench-sockets/{spec.id}:{SOCKET_DIR}")
-    else:
-        published = {"target": port, "host_ip": "127.0.0.1", "protocol": "tcp"}
-        if host_port is not None:
-            published["published"] = str(host_port)
-        service["ports"] = [published]
-    if m.requires.weights:
-        volumes.append("${HF_HUB_CACHE:-${HOME}/.cache/huggingface/hub}:/hf-cache:ro")
-        env.update({"HF_HUB_CACHE": "/hf-cache", "HF_HUB_OFFLINE": "1"})
-    if volumes:
-        service["volumes"] = volumes
-    if r.gpus:
-        device = {"driver": "nvidia", "count": r.gpus, "capabilities": ["gpu"]}
-        service["deploy"] = {"resources": {"reservations": {"devices": [device]}}}
-    service["healthcheck"] = _healthcheck(spec, port, sandbox)
-    return service
+    return {"build": build, **render_service(plan, host_port, f"./vdbench-sockets/{spec.id}")}
 
 
 def compose_document(specs: Sequence[ModelSpec], out_dir: Path, *, base_port: int | None = 18080) -> dict[str, Any]:
@@ -136,11 +115,13 @@ def compose_document(specs: Sequence[ModelSpec], out_dir: Path, *, base_port: in
         services[spec.id] = service_for(spec, out_dir, port)
         if next_port is not None and not sandboxed:
             next_port += 1
-    return {"name": "vdbench", "services": services}
+    # no top-level ``name:``: Compose v1 refuses it (the project name is the folder's, or ``-p``)
+    return {"services": services}
 
 
-def stage_sdk(context: Path) -> Path:
-    """Copy the adapter SDK to ``<context>/.vdbench-sdk/`` (what the Dockerfiles COPY), git-ignored."""
+def stage_sdk(context: Path, generated: Mapping[str, bytes] | None = None) -> Path:
+    """Copy the adapter SDK to ``<context>/.vdbench-sdk/`` (what the Dockerfiles COPY), git-ignored,
+    with the ``generated`` files (a cog.yaml model's Dockerfile, paths under ``.vdbench-sdk/``)."""
     target = context / SDK_DIR
     if target.exists():
         shutil.rmtree(target)
@@ -148,5 +129,9 @@ def stage_sdk(context: Path) -> Path:
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
+    for rel, data in (generated or {}).items():
+        dest = context / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
     (target / ".gitignore").write_text("# staged by `vdbench compose`; vdbench's own builds add the SDK themselves\n*\n")
     return target
