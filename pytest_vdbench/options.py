@@ -214,13 +214,16 @@ class VdbenchOptions:
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
         root = project_root(config)
         suites = [Path(p) for p in config.getoption("vdbench_suite")]
+        given = bool(suites)
         if not suites:
             suites = [Path(p) for p in config.getini("vdbench_suites")] or [root / "model_suites"]
         suites = [p if p.is_absolute() else Path(config.invocation_params.dir) / p for p in suites]
         enabled = bool(config.getoption("vdbench"))
         if enabled:
             missing = [str(p) for p in suites if not p.exists()]
-            if missing:
+            if missing and not given and config.args_source == pytest.Config.ArgsSource.ARGS:
+                suites = [p for p in suites if p.exists()]  # paths named instead (`pytest --vdbench ../x.yaml`)
+            elif missing:
                 raise pytest.UsageError(
                     f"--vdbench-suite: {', '.join(missing)} does not exist; give a suite directory or a manifest file"
                 )

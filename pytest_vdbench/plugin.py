@@ -8,6 +8,7 @@ import pytest
 
 from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.checks.quality import METRICS_KEY
+from pytest_vdbench.cmdline import resettle_setup
 from pytest_vdbench.fixtures import (  # noqa: F401 - fixtures are registered by import
     vdbench_case,
     vdbench_client,
@@ -31,6 +32,12 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     addoption(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    # `--vdbench-report DIR` must not pass DIR off as a path to collect (see cmdline.py)
+    resettle_setup(early_config, parser, args)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_vdbench.collect import ManifestFile, VariantModule, nodeid_for
+from pytest_vdbench.collect import ManifestFile, VariantModule
 from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
 from pytest_vdbench.options import VdbenchOptions, project_root
 from pytest_vdbench.protocols import ProtocolRegistry
@@ -32,12 +32,28 @@ RUNTIMES_KEY = pytest.StashKey[RuntimeRegistry]()
 PROTOCOLS_KEY = pytest.StashKey[ProtocolRegistry]()
 
 
-def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec]]:
+def named_manifests(config: pytest.Config) -> list[Path]:
+    """Manifest files named on the command line (``x.yaml`` or ``x.yaml::x-tiny::test_generate[fox]``).
+
+    They are loaded like suites, so an id copied from a run with ``--vdbench-suite ELSEWHERE``
+    reruns without that option.
+    """
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return []
+    found = []
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0])
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            found.append(path)
+    return found
+
+
+def load_specs(options: VdbenchOptions, root: Path, extra: list[Path] | None = None) -> dict[Path, list[ModelSpec]]:
     """Every selected spec, by manifest, sorted (identical on every xdist worker)."""
     problems: list[str] = []
     by_path: dict[Path, list[ModelSpec]] = {}
     names: dict[str, Path] = {}
-    for path in discover_manifests(options.suites):
+    for path in discover_manifests([*options.suites, *(extra or [])]):
         try:
             specs = load_manifest(path, root)
         except ManifestError as exc:
@@ -74,7 +90,12 @@ class VdbenchSession:
     def __init__(self, config: pytest.Config, options: VdbenchOptions) -> None:
         self.config = config
         self.options = options
-        self.specs_by_path = load_specs(options, project_root(config))
+        #: no paths on the command line: collect the suites (`pytest --vdbench` runs the models only)
+        self.suites_only = config.args_source != pytest.Config.ArgsSource.ARGS
+        manifests = named_manifests(config)
+        self.specs_by_path = load_specs(options, project_root(config), extra=manifests)
+        if self.suites_only:
+            config.args = [str(p) for p in options.suites]
         self.specs = [s for specs in self.specs_by_path.values() for s in specs]
         self.runs: dict[str, ModelRun] = {}
         self.budget_selected: dict[str, set[str]] = {}
@@ -162,23 +183,23 @@ class VdbenchSession:
         return unmet_requirements(spec, self.host, runtime=runtime.name)
 
     # -- hooks -----------------------------------------------------------------------------
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
+        specs = self.specs_by_path.get(file_path.resolve())
+        if specs is None:
+            return None
+        # outside the rootdir pytest would name the file relative to the path given (`toy.yaml`):
+        # its absolute path is an id that reruns from anywhere and that --lf maps back to the file
+        nodeid = None if file_path.is_relative_to(self.config.rootpath) else file_path.as_posix()
+        return ManifestFile.from_parent(parent, path=file_path, nodeid=nodeid, specs=tuple(specs))
+
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
-        # `pytest --vdbench` alone runs the model suites only; name paths to add your own tests.
-        if config.args_source != pytest.Config.ArgsSource.ARGS:
-            return True
+        # `pytest --vdbench` alone collects the suites' manifests only, not Python files beside them
+        if self.suites_only and collection_path.is_file():
+            return collection_path.resolve() not in self.specs_by_path
         return None
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-        generated: list[pytest.Item] = []
-        for path, specs in self.specs_by_path.items():
-            node = ManifestFile.from_parent(session, path=path, nodeid=nodeid_for(path, config.rootpath))
-            node.specs = tuple(specs)
-            generated.extend(session.genitems(node))
-        items[:0] = generated
-
-    @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
-    def pytest_collection_modifyitems_budget(self, items: list[pytest.Item]) -> None:
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """After -k/-m deselection: remember which budget tests run (they own OOM reports)."""
         for item in items:
             module = item.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import containers, docker_or_skip, toy_manifest
+from helpers import containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
