@@ -34,7 +34,6 @@ class Endpoint:
         return f"http://{self.host}:{self.port}"
 
 
-
 class AdapterError(Exception):
     """The adapter answered with an error status (or not at all, or with something malformed)."""
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 
-PLUGIN = '''
+PLUGIN = """
 import numpy as np
 from pytest_vdbench.checks.metrics import MetricInfo
 
@@ -27,7 +27,7 @@ class Brightness:
 
 def pytest_vdbench_add_metrics(registry):
     registry.add(Brightness())
-'''
+"""
 
 
 def _run(pytester: pytest.Pytester, suite: Path, *extra: str) -> pytest.RunResult:

@@ -47,7 +47,6 @@ __all__ = [
 Severity = Literal["error", "warning"]
 
 
-
 class _MetricFacts(Protocol):
     @property
     def needs(self) -> str | None: ...
@@ -59,6 +58,7 @@ class KnownMetrics(Protocol):
     def names(self, modality: str) -> list[str]: ...
 
     def info(self, name: str) -> _MetricFacts | None: ...
+
 
 #: checks that an image may prove wrong (a module it pip-installs is not in the context, a method
 #: from a base class defined elsewhere): at collection they warn instead of stopping the run, and
