@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 import signal
 import tempfile
@@ -14,9 +13,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_vdbench.collect import ManifestFile, VariantModule
-from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
+from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest, matches
 from pytest_vdbench.options import VdbenchOptions, project_root
 from pytest_vdbench.protocols import ProtocolRegistry
+from pytest_vdbench.role import XdistRole
 from pytest_vdbench.run import ModelRun
 from pytest_vdbench.runtime import RuntimeContext, RuntimeRegistry, RuntimeUnavailable, builtin_runtimes
 from pytest_vdbench.runtime.host import HostInfo, probe_host
@@ -73,8 +73,7 @@ def load_specs(options: VdbenchOptions, root: Path, extra: list[Path] | None = N
         keep = [
             s
             for s in specs
-            if (not options.models or any(fnmatch.fnmatchcase(s.name, p) or fnmatch.fnmatchcase(s.id, p) for p in options.models))
-            and (not options.variants or s.variant in options.variants)
+            if (not options.models or matches(s, options.models)) and (not options.variants or s.variant in options.variants)
         ]
         if keep:
             selected[path] = keep
@@ -103,10 +102,12 @@ class VdbenchSession:
         self._runtime: Runtime | None = None
         self._host: HostInfo | None = None
         self.notices: list[str] = []
-        self.work_dir = Path(tempfile.mkdtemp(prefix="vdbench-"))
-        workerinput = getattr(config, "workerinput", None)
+        #: solo, xdist controller or worker: decided here once, read by the session, report and runtimes
+        self.role = XdistRole.of(config)
+        #: build and process logs: where the user asked, else a temporary folder (see ``log_root``)
+        self.log_root, self.work_dir = _log_dirs(options, self.role)
         #: one id for the whole run, shared by xdist workers (containers carry it as a label)
-        self.testrun: str = workerinput["vdbench_testrun"] if workerinput else uuid.uuid4().hex[:12]
+        self.testrun: str = self.role.workerinput["vdbench_testrun"] if self.role.is_worker else uuid.uuid4().hex[:12]
         _sigterm_interrupts()
 
     # -- state -----------------------------------------------------------------------------
@@ -137,7 +138,7 @@ class VdbenchSession:
             ready_probe=lambda manifest, endpoint: ready_probe(manifest, endpoint, self.protocols),
             log=self._build_log,
             verbose=self.config.get_verbosity() > 0,
-            is_worker=hasattr(self.config, "workerinput"),
+            is_worker=self.role.is_worker,
         )
         try:
             return registry.create(wanted, context)
@@ -225,7 +226,7 @@ class VdbenchSession:
         marker = metafunc.definition.get_closest_marker("vdbench_models")
         if marker is None:
             return self.specs
-        return [s for s in self.specs if any(fnmatch.fnmatchcase(s.id, p) or fnmatch.fnmatchcase(s.name, p) for p in marker.args)]
+        return [s for s in self.specs if matches(s, marker.args)]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         for run in self.runs.values():
@@ -233,27 +234,37 @@ class VdbenchSession:
         if self._runtime is not None:
             self._runtime.close()
         self._sweep_crashed_workers()
-        if session.testsfailed == 0:  # logs of a failing run stay for the user (path in the summary)
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+        if self.discard_logs(session.testsfailed > 0):
+            shutil.rmtree(self.log_root, ignore_errors=True)
+
+    def discard_logs(self, failed: bool) -> bool:
+        """Logs nobody asked for go when the run passed; workers leave their folder to the controller."""
+        return self.options.logs_dir is None and not failed and self.role.reports
+
+    def logs_line(self, failed: bool) -> str | None:
+        """The summary's pointer to the logs (it names the folder that holds them, workers' included)."""
+        if self.role.is_worker or not self.log_root.exists() or self.discard_logs(failed):
+            return None
+        return f"vdbench: build and process logs in {self.log_root}"
 
     def _sweep_crashed_workers(self) -> None:
-        """xdist controller: remove containers of workers that died before their own cleanup."""
-        if hasattr(self.config, "workerinput") or getattr(self.config.option, "dist", "no") == "no":
+        """xdist controller: remove what workers that died before their own cleanup left (the runtime's sweep)."""
+        if not self.role.is_controller:
             return
-        if (self.options.runtime or "docker") != "docker":
-            return
-        from pytest_vdbench.runtime.docker import LABEL_TESTRUN, docker_unavailable, sweep
+        registry = self.config.stash.get(RUNTIMES_KEY, None) or builtin_runtimes()
+        removed = registry.sweep_testrun(self.options.runtime or "docker", self.testrun)
+        if removed:
+            self._notice(f"vdbench: removed {removed} container(s) left by crashed xdist worker(s)")
 
-        if docker_unavailable() is None:
-            import docker
 
-            client = docker.from_env()
-            try:
-                removed = sweep(client, {LABEL_TESTRUN: self.testrun})
-            finally:
-                client.close()
-            if removed:
-                self._notice(f"vdbench: removed {removed} container(s) left by crashed xdist worker(s)")
+def _log_dirs(options: VdbenchOptions, role: XdistRole) -> tuple[Path, Path]:
+    """(the run's log folder, this process's): a worker writes into ``<run's>/<worker id>``."""
+    if role.is_worker and role.workerinput.get("vdbench_logs"):
+        root = Path(role.workerinput["vdbench_logs"])
+        return root, root / role.worker_id
+    root = options.logs_dir or Path(tempfile.mkdtemp(prefix="vdbench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root, root
 
 
 def _sigterm_interrupts() -> None:

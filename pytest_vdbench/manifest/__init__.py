@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "OipOptions",
     "discover_manifests",
     "load_manifest",
+    "matches",
     "parse_bytes",
     "parse_seconds",
 ]
@@ -622,3 +624,8 @@ def discover_manifests(paths: Iterable[Path]) -> list[Path]:
                 if not any(part.startswith((".", "_")) for part in rel):
                     found.add(candidate.resolve())
     return sorted(found)
+
+
+def matches(spec: ModelSpec, patterns: Iterable[str]) -> bool:
+    """Whether a glob of ``patterns`` matches the model's name or id (``--vdbench-model``, ``vdbench_models``, the CLI)."""
+    return any(fnmatch.fnmatchcase(spec.name, p) or fnmatch.fnmatchcase(spec.id, p) for p in patterns)
