@@ -183,6 +183,8 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
             "docker",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",  # this environment's plugin imports hypothesis in the summary: seconds on a busy box
             "--vdbench-report=r",
         ],
         cwd=pytester.path,
