@@ -1,10 +1,13 @@
-"""Collection nodes: a manifest file holds one module-like node per variant serving ``suite``."""
+"""Collection nodes: a manifest file holds one module-like node per variant serving ``suite``.
+
+``VdbenchSession.pytest_collect_file`` returns a ``ManifestFile`` for each selected manifest (the
+shape of pytest's ``doc/en/example/nonpython``), so pytest itself resolves ids such as
+``model_suites/video/x.yaml::x-tiny::test_generate[fox]``, ``--lf``, ``--deselect`` and ``-k``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -12,21 +15,15 @@ import pytest
 from pytest_vdbench.checks import suite
 from pytest_vdbench.manifest import ModelSpec
 
-__all__ = ["ManifestFile", "VariantModule", "nodeid_for"]
-
-
-def nodeid_for(path: Path, rootpath: Path) -> str:
-    """``model_suites/video/x.yaml`` under the rootdir; a stable id for manifests outside it."""
-    try:
-        return path.relative_to(rootpath).as_posix()
-    except ValueError:
-        return f"vdbench/{path.parent.name}/{path.name}"
+__all__ = ["ManifestFile", "VariantModule"]
 
 
 class ManifestFile(pytest.File):
     """One manifest; its children are the model's variants."""
 
-    specs: tuple[ModelSpec, ...] = ()
+    def __init__(self, *, specs: tuple[ModelSpec, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.specs = specs
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         # the checks of `vdbench validate` beyond the schema: a problem is this file's collection error
@@ -47,13 +44,15 @@ class ManifestFile(pytest.File):
 class VariantModule(pytest.Module):
     """One (model, variant): ``suite``'s test functions, parametrized with this model's cases.
 
-    Subclassing ``pytest.Module`` (and serving an existing module object) gives the generated
-    tests everything real test functions have: fixtures, ``benchmark``, marks, ``-k``.
+    Subclassing ``pytest.Module`` (and serving an existing module object through the public
+    ``obj`` attribute, so nothing imports the YAML file) gives the generated tests everything real
+    test functions have: fixtures, ``benchmark``, marks, ``-k``.
     """
 
     def __init__(self, *, spec: ModelSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        self.obj = suite
         self.add_marker(pytest.mark.vdbench)
         # every test of a model runs on one xdist worker, so its container starts once
         self.add_marker(pytest.mark.xdist_group(spec.id))
@@ -63,7 +62,3 @@ class VariantModule(pytest.Module):
         if self.spec.manifest.modality != "tabular":  # only tabular models are fitted
             items = [i for i in items if i.name.split("[")[0] != "test_fit"]
         return items
-
-    def _getobj(self) -> ModuleType:
-        # pytest.Module would import self.path (a YAML file); serve the suite module instead.
-        return suite

@@ -43,6 +43,13 @@ class AdapterError(Exception):
         self.traceback = traceback
 
 
+class HostLibraryMissing(Exception):
+    """The harness's own environment lacks a library to read a model's answer (not the model's fault).
+
+    The tests that need the answer skip with this message, which names what to install.
+    """
+
+
 @dataclass(frozen=True)
 class Generation:
     """One generate call: the output and how long it took.

@@ -113,6 +113,14 @@ def addoption(parser: pytest.Parser) -> None:
         help="Write report.json and report.md for the run into DIR. Default: ini vdbench_report or none.",
     )
     group.addoption(
+        "--vdbench-logs",
+        default=None,
+        metavar="DIR",
+        help="Keep the build and model process logs in DIR (one folder per xdist worker). "
+        "Default: ini vdbench_logs, else DIR/logs of --vdbench-report, else a temporary folder kept only when a test fails.",
+    )
+    parser.addini("vdbench_logs", "Default folder for build and process logs (see --vdbench-logs).", default="")
+    group.addoption(
         "--vdbench-benchmark-json",
         default=None,
         metavar="PATH",
@@ -240,6 +248,8 @@ class VdbenchOptions:
     runtime: str | None
     runtime_explicit: bool
     report_dir: Path | None
+    #: where build and process logs go when the user asked (--vdbench-logs, else the report's logs/)
+    logs_dir: Path | None = None
     benchmark_json: Path | None = None
     min_rounds: int = DEFAULT_MIN_ROUNDS
     min_duration: float = DEFAULT_MIN_DURATION
@@ -255,13 +265,16 @@ class VdbenchOptions:
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
         root = project_root(config)
         suites = [Path(p) for p in config.getoption("vdbench_suite")]
+        given = bool(suites)
         if not suites:
             suites = [Path(p) for p in config.getini("vdbench_suites")] or [root / "model_suites"]
         suites = [p if p.is_absolute() else Path(config.invocation_params.dir) / p for p in suites]
         enabled = bool(config.getoption("vdbench"))
         if enabled:
             missing = [str(p) for p in suites if not p.exists()]
-            if missing:
+            if missing and not given and config.args_source == pytest.Config.ArgsSource.ARGS:
+                suites = [p for p in suites if p.exists()]  # paths named instead (`pytest --vdbench ../x.yaml`)
+            elif missing:
                 raise pytest.UsageError(
                     f"--vdbench-suite: {', '.join(missing)} does not exist; give a suite directory or a manifest file"
                 )
@@ -286,6 +299,7 @@ class VdbenchOptions:
             runtime=runtime,
             runtime_explicit=explicit,
             report_dir=Path(report) if report else None,
+            logs_dir=_logs_dir(config, Path(report) if report else None),
             benchmark_json=Path(bench_json) if bench_json else None,
             min_rounds=_option_or_ini(config, "vdbench_min_rounds", parse_min_rounds, DEFAULT_MIN_ROUNDS),
             min_duration=_option_or_ini(config, "vdbench_min_duration", parse_seconds, DEFAULT_MIN_DURATION),
@@ -335,3 +349,13 @@ def _allow_paths(config: pytest.Config) -> tuple[Path, ...]:
     if missing:
         raise pytest.UsageError(f"--vdbench-allow-path: {', '.join(missing)} is not a folder")
     return (*given, *(Path(p) for p in config.getini("vdbench_allow_paths")))
+
+
+def _logs_dir(config: pytest.Config, report_dir: Path | None) -> Path | None:
+    value = config.getoption("vdbench_logs") or str(config.getini("vdbench_logs") or "")
+    if value:
+        path = Path(value)
+        return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+    if report_dir is not None:
+        return (report_dir if report_dir.is_absolute() else Path(config.invocation_params.dir) / report_dir) / "logs"
+    return None

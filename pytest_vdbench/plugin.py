@@ -8,6 +8,7 @@ import pytest
 
 from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.checks.quality import METRICS_KEY
+from pytest_vdbench.cmdline import resettle_setup
 from pytest_vdbench.fixtures import (  # noqa: F401 - fixtures are registered by import
     vdbench_case,
     vdbench_client,
@@ -19,6 +20,7 @@ from pytest_vdbench.fixtures import (  # noqa: F401 - fixtures are registered by
 from pytest_vdbench.options import VdbenchOptions, addoption
 from pytest_vdbench.protocols import builtin_protocols
 from pytest_vdbench.report import ReportRecorder
+from pytest_vdbench.role import XdistRole
 from pytest_vdbench.runtime import builtin_runtimes
 from pytest_vdbench.session import PROTOCOLS_KEY, RUNTIMES_KEY, SESSION_KEY, VdbenchSession
 
@@ -33,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     addoption(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    # `--vdbench-report DIR` must not pass DIR off as a path to collect (see cmdline.py)
+    resettle_setup(early_config, parser, args)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vdbench: a generated vdbench conformance test")
     config.addinivalue_line("markers", "vdbench_models(*patterns): run this test against these models only")
@@ -44,8 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "dist", "no") == "load":
         # `-n N` alone means --dist load; a model's tests must share one worker (one container)
         config.option.dist = "loadgroup"
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None and workerinput.get("vdbench_loadgroup"):
+    if XdistRole.of(config).workerinput.get("vdbench_loadgroup"):
         config.option.loadgroup = True  # workers re-parse the command line: tell them, too
     session = VdbenchSession(config, options)
     config.stash[SESSION_KEY] = session
@@ -77,6 +84,7 @@ def pytest_configure_node(node: Any) -> None:
     if session is None:
         return
     node.workerinput["vdbench_testrun"] = session.testrun
+    node.workerinput["vdbench_logs"] = str(session.log_root)  # one folder holds every worker's logs
     if node.config.option.dist == "loadgroup":
         node.workerinput["vdbench_loadgroup"] = True
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import shutil
 import signal
@@ -15,10 +14,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_vdbench.checks.scorers import Scorer
-from pytest_vdbench.collect import ManifestFile, VariantModule, nodeid_for
-from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
+from pytest_vdbench.collect import ManifestFile, VariantModule
+from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest, matches
 from pytest_vdbench.options import VdbenchOptions, project_root
 from pytest_vdbench.protocols import ProtocolRegistry
+from pytest_vdbench.role import XdistRole
 from pytest_vdbench.run import ModelRun
 from pytest_vdbench.runtime import RuntimeContext, RuntimeRegistry, RuntimeUnavailable, builtin_runtimes
 from pytest_vdbench.runtime.host import HostInfo, probe_host
@@ -35,6 +35,22 @@ RUNTIMES_KEY = pytest.StashKey[RuntimeRegistry]()
 PROTOCOLS_KEY = pytest.StashKey[ProtocolRegistry]()
 #: where metric containers' manifests live besides the suites (README, "Metric containers")
 METRICS_DIR = Path("model_suites") / "metrics"
+
+
+def named_manifests(config: pytest.Config) -> list[Path]:
+    """Manifest files named on the command line (``x.yaml`` or ``x.yaml::x-tiny::test_generate[fox]``).
+
+    They are loaded like suites, so an id copied from a run with ``--vdbench-suite ELSEWHERE``
+    reruns without that option.
+    """
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return []
+    found = []
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0])
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            found.append(path)
+    return found
 
 
 def _load(
@@ -62,19 +78,21 @@ def _load(
     return by_path, metrics
 
 
-def load_specs(options: VdbenchOptions, root: Path) -> dict[Path, list[ModelSpec]]:
+def load_specs(options: VdbenchOptions, root: Path, extra: list[Path] | None = None) -> dict[Path, list[ModelSpec]]:
     """Every selected spec, by manifest, sorted (identical on every xdist worker)."""
-    return load_suite(options, root)[0]
+    return load_suite(options, root, extra)[0]
 
 
-def load_suite(options: VdbenchOptions, root: Path) -> tuple[dict[Path, list[ModelSpec]], dict[str, ModelSpec]]:
+def load_suite(
+    options: VdbenchOptions, root: Path, extra: list[Path] | None = None
+) -> tuple[dict[Path, list[ModelSpec]], dict[str, ModelSpec]]:
     """The selected models by manifest, and the metric containers by name (``model_suites/metrics``
     is searched too, so ``--vdbench-metrics vbench`` works with any ``--vdbench-suite``)."""
     problems: list[str] = []
-    paths = discover_manifests(options.suites)
-    extra = [p for p in discover_manifests([root / METRICS_DIR]) if p not in paths] if (root / METRICS_DIR).is_dir() else []
-    by_path, metrics = _load(paths + extra, root, problems, options.allow_paths)
-    for path in extra:
+    paths = discover_manifests([*options.suites, *(extra or [])])
+    scorers = [p for p in discover_manifests([root / METRICS_DIR]) if p not in paths] if (root / METRICS_DIR).is_dir() else []
+    by_path, metrics = _load(paths + scorers, root, problems, options.allow_paths)
+    for path in scorers:
         by_path.pop(path, None)  # only the metric manifests of the extra folder count
     if problems:
         raise pytest.UsageError("invalid vdbench manifest(s):\n" + "\n".join(problems))
@@ -84,8 +102,7 @@ def load_suite(options: VdbenchOptions, root: Path) -> tuple[dict[Path, list[Mod
         keep = [
             s
             for s in specs
-            if (not options.models or any(fnmatch.fnmatchcase(s.name, p) or fnmatch.fnmatchcase(s.id, p) for p in options.models))
-            and (not options.variants or s.variant in options.variants)
+            if (not options.models or matches(s, options.models)) and (not options.variants or s.variant in options.variants)
         ]
         if keep:
             selected[path] = keep
@@ -114,7 +131,12 @@ class VdbenchSession:
     def __init__(self, config: pytest.Config, options: VdbenchOptions) -> None:
         self.config = config
         self.options = options
-        self.specs_by_path, self.metric_specs = load_suite(options, project_root(config))
+        #: no paths on the command line: collect the suites (`pytest --vdbench` runs the models only)
+        self.suites_only = config.args_source != pytest.Config.ArgsSource.ARGS
+        manifests = named_manifests(config)
+        self.specs_by_path, self.metric_specs = load_suite(options, project_root(config), extra=manifests)
+        if self.suites_only:
+            config.args = [str(p) for p in options.suites]
         self.scorers: dict[str, Scorer] = {}
         self.specs = [s for specs in self.specs_by_path.values() for s in specs]
         self.runs: dict[str, ModelRun] = {}
@@ -124,14 +146,16 @@ class VdbenchSession:
         self._host: HostInfo | None = None
         self.notices: list[str] = []
         self.docker_fallback: str | None = None  # why docker was not used when it was the default
-        workerinput = getattr(config, "workerinput", None)
-        if workerinput is None:
+        #: solo, xdist controller or worker: decided here once, read by the session, report and runtimes
+        self.role = XdistRole.of(config)
+        if not self.role.is_worker:
             self._neighbours(config, options)
-        self.work_dir = Path(tempfile.mkdtemp(prefix="vdbench-"))
-        # until the run ends: a run killed before (SIGKILL) leaves this, and the next run sweeps it
-        (self.work_dir / OWNER_FILE).write_text(json.dumps(owner()))
+        #: build and process logs: where the user asked, else a temporary folder (see ``log_root``)
+        self.log_root, self.work_dir = _log_dirs(options, self.role)
+        if not self.role.is_worker:  # until the run ends: a SIGKILLed run leaves it, and the next run sweeps it
+            (self.log_root / OWNER_FILE).write_text(json.dumps(owner()))
         #: one id for the whole run, shared by xdist workers (containers carry it as a label)
-        self.testrun: str = workerinput["vdbench_testrun"] if workerinput else uuid.uuid4().hex[:12]
+        self.testrun: str = self.role.workerinput["vdbench_testrun"] if self.role.is_worker else uuid.uuid4().hex[:12]
         _sigterm_interrupts()
 
     @staticmethod
@@ -174,7 +198,7 @@ class VdbenchSession:
             ready_probe=lambda manifest, endpoint: ready_probe(manifest, endpoint, self.protocols),
             log=self._build_log,
             verbose=self.config.get_verbosity() > 0,
-            is_worker=hasattr(self.config, "workerinput"),
+            is_worker=self.role.is_worker,
             reserve_timeout=self.options.reserve_timeout,
         )
         try:
@@ -248,23 +272,23 @@ class VdbenchSession:
         return unmet_requirements(spec, self.host, runtime=runtime.name)
 
     # -- hooks -----------------------------------------------------------------------------
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
+        specs = self.specs_by_path.get(file_path.resolve())
+        if specs is None:
+            return None
+        # outside the rootdir pytest would name the file relative to the path given (`toy.yaml`):
+        # its absolute path is an id that reruns from anywhere and that --lf maps back to the file
+        nodeid = None if file_path.is_relative_to(self.config.rootpath) else file_path.as_posix()
+        return ManifestFile.from_parent(parent, path=file_path, nodeid=nodeid, specs=tuple(specs))
+
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
-        # `pytest --vdbench` alone runs the model suites only; name paths to add your own tests.
-        if config.args_source != pytest.Config.ArgsSource.ARGS:
-            return True
+        # `pytest --vdbench` alone collects the suites' manifests only, not Python files beside them
+        if self.suites_only and collection_path.is_file():
+            return collection_path.resolve() not in self.specs_by_path
         return None
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-        generated: list[pytest.Item] = []
-        for path, specs in self.specs_by_path.items():
-            node = ManifestFile.from_parent(session, path=path, nodeid=nodeid_for(path, config.rootpath))
-            node.specs = tuple(specs)
-            generated.extend(session.genitems(node))
-        items[:0] = generated
-
-    @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
-    def pytest_collection_modifyitems_budget(self, items: list[pytest.Item]) -> None:
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """After -k/-m deselection: remember which budget tests run (they own OOM reports)."""
         for item in items:
             module = item.parent
@@ -290,7 +314,7 @@ class VdbenchSession:
         marker = metafunc.definition.get_closest_marker("vdbench_models")
         if marker is None:
             return self.specs
-        return [s for s in self.specs if any(fnmatch.fnmatchcase(s.id, p) or fnmatch.fnmatchcase(s.name, p) for p in marker.args)]
+        return [s for s in self.specs if matches(s, marker.args)]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         for run in self.runs.values():
@@ -300,29 +324,40 @@ class VdbenchSession:
         if self._runtime is not None:
             self._runtime.close()
         self._sweep_crashed_workers()
-        if session.testsfailed == 0:  # logs of a failing run stay for the user (path in the summary)
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-        else:  # kept on purpose: no longer a leftover for the next run's sweep
-            (self.work_dir / OWNER_FILE).unlink(missing_ok=True)
+        if self.discard_logs(session.testsfailed > 0):
+            shutil.rmtree(self.log_root, ignore_errors=True)
+        elif not self.role.is_worker:  # kept on purpose: no longer a leftover for the next run's sweep
+            (self.log_root / OWNER_FILE).unlink(missing_ok=True)
+
+    def discard_logs(self, failed: bool) -> bool:
+        """Logs nobody asked for go when the run passed; workers leave their folder to the controller."""
+        return self.options.logs_dir is None and not failed and self.role.reports
+
+    def logs_line(self, failed: bool) -> str | None:
+        """The summary's pointer to the logs (it names the folder that holds them, workers' included)."""
+        if self.role.is_worker or not self.log_root.exists() or self.discard_logs(failed):
+            return None
+        return f"vdbench: build and process logs in {self.log_root}"
 
     def _sweep_crashed_workers(self) -> None:
-        """xdist controller: remove containers of workers that died before their own cleanup."""
-        if hasattr(self.config, "workerinput") or getattr(self.config.option, "dist", "no") == "no":
+        """xdist controller: remove what workers that died before their own cleanup left (the runtime's sweep)."""
+        if not self.role.is_controller:
             return
-        if (self.options.runtime or "docker") != "docker":
-            return
-        from pytest_vdbench.runtime.docker import LABEL_TESTRUN, docker_unavailable, sweep
+        registry = self.config.stash.get(RUNTIMES_KEY, None) or builtin_runtimes()
+        removed = registry.sweep_testrun(self.options.runtime or "docker", self.testrun)
+        if removed:
+            self._notice(f"vdbench: removed {removed} container(s) left by crashed xdist worker(s)")
 
-        if docker_unavailable() is None:
-            import docker
 
-            client = docker.from_env()
-            try:
-                removed = sweep(client, {LABEL_TESTRUN: self.testrun})
-            finally:
-                client.close()
-            if removed:
-                self._notice(f"vdbench: removed {removed} container(s) left by crashed xdist worker(s)")
+def _log_dirs(options: VdbenchOptions, role: XdistRole) -> tuple[Path, Path]:
+    """(the run's log folder, this process's): a worker writes into ``<run's>/<worker id>``."""
+    if role.is_worker and role.workerinput.get("vdbench_logs"):
+        root = Path(role.workerinput["vdbench_logs"])
+        (root / role.worker_id).mkdir(parents=True, exist_ok=True)
+        return root, root / role.worker_id
+    root = options.logs_dir or Path(tempfile.mkdtemp(prefix="vdbench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root, root
 
 
 def _sigterm_interrupts() -> None:

@@ -1,9 +1,10 @@
-"""Shared helpers for the plugin's tests: suites of toy-model manifests for pytester sessions."""
+"""Fixtures for the plugin's tests: suites of toy-model manifests and inner pytest runs over them.
+
+Plain helpers (``toy_manifest``, ``docker_or_skip``, ``containers``) live in ``helpers.py``.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,64 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-ADAPTERS = Path(__file__).parent / "adapters"
-ROOT = Path(__file__).parent.parent
-# the toy manifests' image.context (tests/adapters, containers/) and datasets (model_suites/) lie outside the
-# pytester projects they run in: allowed the way a user allows a folder (--vdbench-allow-path's
-# environment form, inherited by inner sessions)
-os.environ.setdefault(
-    "VDBENCH_ALLOW_PATH", os.pathsep.join(str(p) for p in (ADAPTERS, ROOT / "model_suites", ROOT / "containers"))
-)
+from helpers import RunVdbench
 
-
-def docker_or_skip() -> None:
-    """Skip without an engine, except in CI (VDBENCH_REQUIRE_DOCKER=1), where it is a failure."""
-    from pytest_vdbench.runtime.docker import docker_unavailable
-
-    reason = docker_unavailable()
-    if reason:
-        if os.environ.get("VDBENCH_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"VDBENCH_REQUIRE_DOCKER=1 but {reason}")
-        pytest.skip(reason)
-
-
-def containers(*models: str) -> list[str]:
-    """Ids of the containers (any state) that carry one of ``models`` as their org.vdbench.model label."""
-    out = subprocess.run(
-        ["docker", "ps", "-a", "--filter", "label=org.vdbench.model", "--format", '{{.ID}} {{.Label "org.vdbench.model"}}'],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [cid for cid, _, model in (line.partition(" ") for line in out.splitlines()) if model in models]
-
-
-def toy_manifest(name: str = "toy", fault: str = "none", **overrides: Any) -> dict[str, Any]:
-    """A valid manifest for tests/adapters/toy.py; ``overrides`` replace top-level keys."""
-    doc: dict[str, Any] = {
-        "name": name,
-        "modality": "video",
-        "adapter": "toy:ToyVideo",
-        "options": {"fault": fault},
-        "image": {"context": str(ADAPTERS), "base": "bookworm"},
-        "resources": {"cpus": 1, "memory": "512m"},
-        "timeouts": {"startup": "20s", "generate": "10s"},
-        "rounds": 2,
-        "cases": [{"id": "fox", "prompt": "a fox in the snow", "seed": 1, "params": {"frames": 6, "height": 16, "width": 16}}],
-        "expect": {
-            "shape": [6, 3, 16, 16],
-            "dtype": "float32",
-            "range": [0, 1],
-            "budgets": {"generate_seconds": 0.3, "peak_memory": "200m"},
-            "quality": {
-                "motion": {"min": 0.001},
-                "prompt_sensitivity": {"min": 0.01},
-                "smoothness": {"min": 0.9},
-            },
-        },
-    }
-    doc.update(overrides)
-    return doc
+#: the flags every inner vdbench run of these tests shares: no timing noise, no cache unless asked
+QUIET = ("--benchmark-disable", "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning")
 
 
 @pytest.fixture
@@ -87,17 +34,16 @@ def write_suite(pytester: pytest.Pytester) -> Callable[..., Path]:
     return write
 
 
-def toy_scorer_manifest(name: str = "toyscore", fault: str = "none", **overrides: Any) -> dict[str, Any]:
-    """A kind: metric manifest for tests/adapters/toy_scorer.py; ``overrides`` replace top-level keys."""
-    doc: dict[str, Any] = {
-        "name": name,
-        "kind": "metric",
-        "modality": "video",
-        "adapter": "toy_scorer:ToyScorer",
-        "options": {"fault": fault},
-        "image": {"context": str(ADAPTERS), "base": "bookworm"},
-        "resources": {"cpus": 1, "memory": "512m"},
-        "timeouts": {"startup": "20s", "score": "10s"},
-    }
-    doc.update(overrides)
-    return doc
+@pytest.fixture
+def run_vdbench(pytester: pytest.Pytester) -> RunVdbench:
+    """An inner ``pytest --vdbench`` in a subprocess (``--vdbench-suite SUITE``, the process runtime by default)."""
+
+    def run(*args: str | Path, suite: Path | None = None, runtime: str | None = "process") -> pytest.RunResult:
+        flags: list[str | Path] = ["--vdbench", *QUIET]
+        if suite is not None:
+            flags += ["--vdbench-suite", suite]
+        if runtime is not None:
+            flags += ["--vdbench-runtime", runtime]
+        return pytester.runpytest_subprocess(*flags, *args)
+
+    return run

@@ -21,7 +21,7 @@ from pytest_vdbench.runtime import Endpoint
 
 @pytest.fixture
 def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    from conftest import ADAPTERS
+    from helpers import ADAPTERS
 
     monkeypatch.syspath_prepend(str(ADAPTERS))
     servers = []
@@ -135,7 +135,7 @@ def test_bad_entry_point_fails_readiness(serve) -> None:  # type: ignore[no-unty
 
 def test_unix_socket_server_speaks_the_same_contract(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The network: none sandbox: the same HTTP over a Unix socket in a shared directory."""
-    from conftest import ADAPTERS
+    from helpers import ADAPTERS
     from pytest_vdbench.adapter.server import make_unix_server
 
     monkeypatch.syspath_prepend(str(ADAPTERS))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from conftest import ADAPTERS
+from helpers import ADAPTERS
 from pytest_vdbench.adapter.server import make_server
 from pytest_vdbench.adapter.wire import Limits, Server
 

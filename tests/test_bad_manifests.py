@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from pytest_vdbench.checks.metrics import builtin_registry
 
 CORPUS = Path(__file__).parent / "bad_manifests"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from pytest_vdbench.manifest import Manifest
 from pytest_vdbench.manifest.schema_doc import BEGIN, END, manifest_reference, replace_section
 from pytest_vdbench.tools.cli import build_parser, main

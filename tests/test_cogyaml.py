@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT, containers, docker_or_skip
+from helpers import ROOT, containers, docker_or_skip
 from pytest_vdbench.manifest import ManifestError, load_manifest
 from pytest_vdbench.manifest.validate import validate_paths
 from pytest_vdbench.runtime.cogyaml import (

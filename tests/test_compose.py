@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ADAPTERS, ROOT, toy_manifest
+from helpers import ADAPTERS, ROOT, toy_manifest
 from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.tools.cli import main
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT, docker_or_skip
+from helpers import ROOT, docker_or_skip
 from pytest_vdbench.tools.cli import main
 
 #: schema/compose-spec.json of github.com/compose-spec/compose-spec (Apache-2.0), commit 170098ba

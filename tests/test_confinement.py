@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ADAPTERS, toy_manifest
+from helpers import ADAPTERS, toy_manifest
 from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.manifest.validate import validate_paths

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 
 ALL = ["test_health", "test_requirements", "test_generate", "test_determinism", "test_quality", "test_budget"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import containers, docker_or_skip, toy_manifest
+from helpers import containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -183,6 +183,8 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
             "docker",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",  # this environment's plugin imports hypothesis in the summary: seconds on a busy box
             "--vdbench-report=r",
         ],
         cwd=pytester.path,
@@ -192,18 +194,19 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not containers("inttoy"):
-            assert time.monotonic() < deadline, "the container never started"
-            assert proc.poll() is None, proc.communicate()[0]
-            time.sleep(0.2)
-        time.sleep(2.0)  # mid-generation: the toy sleeps 60 s in generate
+        generating = _wait_for_log("inttoy", "toy: generating", proc, timeout=300)  # an event, not a guess
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=60)
+        signalled = time.monotonic()
+        out, _ = proc.communicate(timeout=120)
+        took = time.monotonic() - signalled
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()  # reap it and close its pipe: no unclosed Popen/FileIO for a later test's GC
+    # the toy sleeps 60 s in generate: a harness that waited for the generation would end after `remaining`
+    remaining = 60.0 - (signalled - generating)
+    print(f"pytest ended {took:.2f} s after the signal; the generation had {remaining:.1f} s to go")
+    assert took < min(50.0, remaining - 5.0), f"pytest ended {took:.1f} s after the signal, as if it waited for the generation"
     assert "KeyboardInterrupt" in out
     assert containers("inttoy") == [] and containers("aadone") == []
     rows = {r["id"]: r for r in json.loads((pytester.path / "r" / "report.json").read_text())["models"]}
@@ -279,3 +282,16 @@ def test_required_env_reaches_the_container(
         """
     )
     run_docker(pytester, suite, "test_env.py", "-k", "test_env").assert_outcomes(passed=1)
+
+
+def _wait_for_log(model: str, marker: str, proc: subprocess.Popen[str], *, timeout: float) -> float:
+    """Wait until the model's container has logged ``marker``; returns when (monotonic). Fails if pytest exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0]
+        for cid in containers(model):
+            logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True, check=False)
+            if marker in logs.stdout + logs.stderr:
+                return time.monotonic()
+        time.sleep(0.1)  # the poll interval of the wait, not a guess at how long anything takes
+    raise AssertionError(f"{model}'s container never logged {marker!r} within {timeout:g} s")

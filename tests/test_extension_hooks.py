@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 
 PLUGIN = """
 import numpy as np

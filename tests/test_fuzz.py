@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ADAPTERS, toy_manifest
+from helpers import ADAPTERS, toy_manifest
 from pytest_vdbench.adapter.server import make_server
 from pytest_vdbench.manifest import ManifestError, load_manifest
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import containers, docker_or_skip, toy_manifest
+from helpers import containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

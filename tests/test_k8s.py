@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT, toy_manifest
+from helpers import ROOT, toy_manifest
 from pytest_vdbench.manifest import ModelSpec, discover_manifests, load_manifest
 from pytest_vdbench.protocols import PROTOCOLS
 from pytest_vdbench.runtime.plan import container_plan

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 from pytest_vdbench.manifest import ManifestError, discover_manifests, load_manifest, parse_bytes, parse_seconds
 
 

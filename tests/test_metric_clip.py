@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 from pytest_vdbench.checks.metrics import ScoreContext
 from pytest_vdbench.manifest import Case
 

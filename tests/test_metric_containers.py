@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import ADAPTERS, toy_manifest, toy_scorer_manifest
+from helpers import ADAPTERS, toy_manifest, toy_scorer_manifest
 from pytest_vdbench.adapter.metric import check_scores, not_computed, score
 from pytest_vdbench.adapter.server import make_server
 from pytest_vdbench.manifest import ManifestError, load_manifest

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.manifest import ManifestError, load_manifest
 from pytest_vdbench.manifest.validate import check_specs

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 from pytest_vdbench.runtime.owners import FolderInUse, claim_folder, release_folder, sweep_dead_files
 
 HOST = socket.gethostname()

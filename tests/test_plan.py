@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 from pytest_vdbench.manifest import ModelSpec, load_manifest
 from pytest_vdbench.protocols import PROTOCOLS, ready_probe
 from pytest_vdbench.runtime import plan as plan_module

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 
 
 def test_help_shows_the_vdbench_group(pytester: pytest.Pytester) -> None:
@@ -174,9 +174,14 @@ def test_xdist_keeps_each_model_on_one_worker(pytester: pytest.Pytester, write_s
     pytester.makepyfile(
         conftest="""
         import os
+        WHO = ["main"]
+        def pytest_configure(config):
+            # not PYTEST_XDIST_WORKER: an outer `-n` run sets it for this whole inner run, controller included
+            if hasattr(config, "workerinput"):
+                WHO[0] = config.workerinput["workerid"]
         def pytest_runtest_logreport(report):
             if report.when == "call":
-                with open(os.path.join(os.environ["OUT"], os.environ.get("PYTEST_XDIST_WORKER", "main")), "a") as fh:
+                with open(os.path.join(os.environ["OUT"], WHO[0]), "a") as fh:
                     fh.write(report.nodeid + "\\n")
         """
     )
@@ -201,10 +206,12 @@ def test_xdist_keeps_each_model_on_one_worker(pytester: pytest.Pytester, write_s
     result.assert_outcomes(passed=18, skipped=3)
     # the plugin switched `-n 2` to --dist loadgroup: xdist tags every node id with its model's group
     result.stdout.fnmatch_lines(["*suite/alpha.yaml::alpha::test_health@alpha*"])
-    for worker_file in out.iterdir():
+    workers = [f for f in out.iterdir() if f.name.startswith("gw")]  # "main": the controller's copy of every report
+    assert workers, sorted(f.name for f in out.iterdir())  # else the check below checks nothing
+    for worker_file in workers:
         models = {line.split("::")[1] for line in worker_file.read_text().splitlines()}
         for model in models:  # a model seen on this worker is seen on no other
-            others = [f for f in out.iterdir() if f != worker_file and f"::{model}::" in f.read_text()]
+            others = [f for f in workers if f != worker_file and f"::{model}::" in f.read_text()]
             assert not others, f"{model} ran on {worker_file.name} and {others}"
 
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from safetensors.numpy import save as save_safetensors
 
+from pytest_vdbench.endpoint import HostLibraryMissing
 from pytest_vdbench.manifest import CogOptions, DeclaredRequirements, Manifest, ManifestError, OipOptions, load_manifest
 from pytest_vdbench.protocols import NotSupported, client_for
 from pytest_vdbench.protocols.cog import CogClient, cog_inputs, cog_readiness, decode_cog_output, setup_seconds
@@ -121,19 +122,40 @@ def test_undecodable_files_say_what_they_were(data: bytes, message: str) -> None
         decode_file(data)
 
 
-def test_mp4_without_a_decoder_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def hide_video_decoders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This Python as if neither PyAV nor imageio's ffmpeg plugin were installed."""
     import importlib
+    import importlib.util
 
-    real = importlib.import_module
+    real_import, real_find = importlib.import_module, importlib.util.find_spec
 
-    def no_video_libs(name: str, package: str | None = None) -> Any:
+    def no_import(name: str, package: str | None = None) -> Any:
         if name in ("imageio.v3", "av"):
             raise ImportError(name)
-        return real(name, package)
+        return real_import(name, package)
 
-    monkeypatch.setattr(importlib, "import_module", no_video_libs)
-    with pytest.raises(DecodeError, match=r"imageio.*PyAV"):
+    def no_spec(name: str, package: str | None = None) -> Any:
+        return None if name in ("av", "imageio_ffmpeg") else real_find(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_import)
+    monkeypatch.setattr(importlib.util, "find_spec", no_spec)
+
+
+def test_mp4_without_a_decoder_is_a_host_gap_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_video_decoders(monkeypatch)
+    with pytest.raises(HostLibraryMissing, match=r"pip install 'pytest-vdbench\[video\]'"):
         decode_file(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 32)
+
+
+def test_cog_mp4_without_a_decoder_is_not_an_adapter_error(
+    monkeypatch: pytest.MonkeyPatch, fake_server: Callable[[Route], Endpoint]
+) -> None:
+    """The model answered fine: the client must not turn this host's gap into a model failure."""
+    hide_video_decoders(monkeypatch)
+    mp4 = "data:video/mp4;base64," + base64.b64encode(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 32).decode()
+    client = CogClient(fake_server(lambda method, path, body: (200, prediction(mp4))), timeout=5)
+    with pytest.raises(HostLibraryMissing, match=r"\.mp4 video.*pytest-vdbench\[video\]"):
+        client.generate("a fox", seed=1, params={})
 
 
 def test_json_values() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, containers, docker_or_skip
+from helpers import ROOT, containers, docker_or_skip
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

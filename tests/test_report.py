@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 
 HOSTILE = "a fox <script>alert('x')</script> & friends"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import toy_manifest
+from helpers import toy_manifest
 
 WINDOW = (1280, 1800)
 

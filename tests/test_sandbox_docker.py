@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ADAPTERS, containers, docker_or_skip, toy_manifest
+from helpers import ADAPTERS, containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

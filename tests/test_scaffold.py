@@ -157,7 +157,7 @@ def test_adapter_names_are_valid_python(name: str, module: str, cls: str) -> Non
 @pytest.mark.slow
 def test_scaffold_builds_and_passes_in_its_container(pytester: pytest.Pytester) -> None:
     """The Docker path of a fresh scaffold: test_build builds the image from the generated Dockerfile."""
-    from conftest import docker_or_skip
+    from helpers import docker_or_skip
 
     docker_or_skip()
     assert main(["new", "dockmodel"]) == 0

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import pytest_vdbench.runtime.docker as docker_runtime
-from conftest import toy_manifest
+from helpers import toy_manifest
 from pytest_vdbench.manifest import ModelSpec, load_manifest
 from pytest_vdbench.protocols import PROTOCOLS, ready_probe
 from pytest_vdbench.runtime import BuildInfo, StartupError

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ADAPTERS
+from helpers import ADAPTERS
 from pytest_vdbench.checks.metrics.tabular import column_pair_trends, column_shapes, tabular_report, tstr, uniform_baseline
 from pytest_vdbench.data.tables import decode_rows, load_table
 

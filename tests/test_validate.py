@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ADAPTERS, ROOT
+from helpers import ADAPTERS, ROOT
 from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.manifest.validate import validate_paths
 from pytest_vdbench.tools.cli import main

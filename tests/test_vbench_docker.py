@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, containers, docker_or_skip
+from helpers import ROOT, containers, docker_or_skip
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

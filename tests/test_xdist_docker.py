@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ADAPTERS, ROOT, containers, docker_or_skip, toy_manifest
+from helpers import ADAPTERS, ROOT, containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_conformance import ZOO
 
-from conftest import containers, docker_or_skip, toy_manifest
+from helpers import containers, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import fnmatch
 import hashlib
 import math
 import re
@@ -44,6 +45,7 @@ __all__ = [
     "OipOptions",
     "discover_manifests",
     "load_manifest",
+    "matches",
     "parse_bytes",
     "parse_seconds",
 ]
@@ -887,3 +889,8 @@ def _resolved(path: Path) -> Path:
         return path.resolve(strict=True)
     except (OSError, RuntimeError):
         return path.absolute()
+
+
+def matches(spec: ModelSpec, patterns: Iterable[str]) -> bool:
+    """Whether a glob of ``patterns`` matches the model's name or id (``--vdbench-model``, ``vdbench_models``, the CLI)."""
+    return any(fnmatch.fnmatchcase(spec.name, p) or fnmatch.fnmatchcase(spec.id, p) for p in patterns)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import importlib
+import importlib.util
 import io
 import json
 import struct
@@ -20,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from pytest_vdbench.endpoint import HostLibraryMissing
 
 __all__ = [
     "DecodeError",
@@ -92,21 +95,20 @@ def _images(data: bytes) -> Array:
 
 
 def _video(data: bytes, extension: str) -> Array:
+    if importlib.util.find_spec("av") is not None:
+        av = importlib.import_module("av")
+        with av.open(io.BytesIO(data)) as container:
+            return canonical_frames(np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]))
     try:
         iio = importlib.import_module("imageio.v3")
     except ImportError:
-        pass
-    else:
+        iio = None
+    if iio is not None and importlib.util.find_spec("imageio_ffmpeg") is not None:
         return canonical_frames(np.asarray(iio.imread(data, index=None, extension=extension)))
-    try:
-        av = importlib.import_module("av")
-    except ImportError:
-        raise DecodeError(
-            f"the output is a {extension} video: decoding it needs imageio (pip install 'imageio[pyav]') or PyAV "
-            "in the harness's environment; or return .npy, safetensors or a GIF"
-        ) from None
-    with av.open(io.BytesIO(data)) as container:
-        return canonical_frames(np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]))
+    raise HostLibraryMissing(
+        f"the model answered with a {extension} video and this Python has no decoder for it: "
+        "pip install 'pytest-vdbench[video]' (PyAV) where pytest runs; or let the model return .npy, safetensors or a GIF"
+    )
 
 
 def decode_file(data: bytes, mime: str = "") -> Array:

@@ -48,7 +48,6 @@ def run_provenance(session: VdbenchSession, run: ModelRun) -> dict[str, Any]:
 
     spec, build, meta = run.spec, run.build, run.metadata or {}
     extra = dict(build.extra) if build is not None else {}
-    workerinput = getattr(session.config, "workerinput", None)
     return {
         "image": build.image if build else None,
         "image_id": build.image_id if build else None,  # the local image's content digest (sha256:…)
@@ -69,7 +68,7 @@ def run_provenance(session: VdbenchSession, run: ModelRun) -> dict[str, Any]:
         "adapter_sdk": meta.get("sdk_version") or meta.get("sdk"),
         "host": _host_summary(session),
         "machine_id": get_machine_id(),  # type: ignore[no-untyped-call]  # pytest-benchmark's id of this machine
-        "worker": workerinput["workerid"] if workerinput else "main",
+        "worker": session.role.worker_id,
         "plugin_version": pytest_vdbench.__version__,
         "python": platform.python_version(),
     }

@@ -33,7 +33,7 @@ class ReportRecorder:
 
     def __init__(self, session: VdbenchSession) -> None:
         self.session = session
-        self.is_worker = hasattr(session.config, "workerinput")
+        self.is_worker = session.role.is_worker
         self.model_of: dict[str, str] = {}  # test nodeid -> model id (generated tests only)
         self.state = ReportState()
         if session.options.compare is not None and not self.is_worker:
@@ -120,9 +120,8 @@ class ReportRecorder:
     def _ship_to_controller(self) -> None:
         from pytest_vdbench.report.timings import run_records
 
-        workerinput: dict[str, Any] = self.session.config.workerinput  # type: ignore[attr-defined]
         output = self.session.config.workeroutput  # type: ignore[attr-defined]
-        output["vdbench_timings"] = run_records(self.session.runs.values(), workerinput["workerid"])
+        output["vdbench_timings"] = run_records(self.session.runs.values(), self.session.role.worker_id)
         output["vdbench_rows"] = json.loads(json.dumps(collect_rows(self.session), default=str))
         output["vdbench_skipped"] = dict(self.session.skipped)
 
@@ -145,8 +144,9 @@ class ReportRecorder:
         from pytest_vdbench.report.summary import summary_lines
 
         lines = [*self.session.notices, *summary_lines(self.session)]
-        if self.session.work_dir.exists() and terminalreporter.stats.get("failed"):
-            lines.append(f"vdbench: build and process logs kept in {self.session.work_dir}")
+        logs = self.session.logs_line(bool(terminalreporter.stats.get("failed")))
+        if logs:
+            lines.append(logs)
         if lines:
             terminalreporter.write_sep("=", "vdbench summary")
             for line in lines:

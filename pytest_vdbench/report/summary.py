@@ -45,7 +45,7 @@ def _comparison_lines(session: VdbenchSession) -> list[str]:
 
 def summary_lines(session: VdbenchSession) -> list[str]:
     """One line per model for the terminal: ready, generation median, peak memory, quality, verdict, status."""
-    is_controller = not hasattr(session.config, "workerinput")
+    is_controller = session.role.reports
     rows = final_rows(session) if is_controller else collect_rows(session)
     lines = [_model_line(row) for row in rows]
     if is_controller:

@@ -171,11 +171,20 @@ class RuntimeRegistry:
 
     def __init__(self) -> None:
         self._factories: dict[str, RuntimeFactory] = {}
+        self._sweeps: dict[str, Callable[[str], int]] = {}
 
-    def add(self, name: str, factory: RuntimeFactory) -> None:
+    def add(self, name: str, factory: RuntimeFactory, *, sweep_testrun: Callable[[str], int] | None = None) -> None:
+        """``sweep_testrun(testrun)``: remove what crashed xdist workers of that run left; returns how many."""
         if name in self._factories and self._factories[name] is not factory:
             raise ValueError(f"runtime {name!r} is already registered")
         self._factories[name] = factory
+        if sweep_testrun is not None:
+            self._sweeps[name] = sweep_testrun
+
+    def sweep_testrun(self, name: str, testrun: str) -> int:
+        """The xdist controller's sweep at session end (0 for runtimes without one)."""
+        sweep = self._sweeps.get(name)
+        return sweep(testrun) if sweep is not None else 0
 
     def names(self) -> list[str]:
         return sorted(self._factories)
@@ -201,6 +210,12 @@ def _docker(context: RuntimeContext) -> Runtime:
     )  # fmt: skip
 
 
+def _docker_sweep(testrun: str) -> int:
+    from pytest_vdbench.runtime.docker import sweep_testrun
+
+    return sweep_testrun(testrun)
+
+
 def _process(context: RuntimeContext) -> Runtime:
     from pytest_vdbench.runtime.process import ProcessRuntime
 
@@ -209,7 +224,7 @@ def _process(context: RuntimeContext) -> Runtime:
 
 def builtin_runtimes() -> RuntimeRegistry:
     registry = RuntimeRegistry()
-    registry.add("docker", _docker)
+    registry.add("docker", _docker, sweep_testrun=_docker_sweep)
     registry.add("process", _process)
     return registry
 

@@ -676,3 +676,16 @@ def sweep(client: Any, labels: dict[str, str]) -> int:
         except Exception:
             continue
     return removed
+
+
+def sweep_testrun(testrun: str) -> int:
+    """The xdist controller's sweep: remove the containers of workers of ``testrun`` that died before cleanup."""
+    if docker_unavailable() is not None:
+        return 0
+    import docker
+
+    client = docker.from_env()
+    try:
+        return sweep(client, {LABEL_TESTRUN: testrun})
+    finally:
+        client.close()

@@ -267,9 +267,7 @@ def _add_new(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _load_specs(paths: list[Path], root: Path, models: list[str] | None = None) -> list[ModelSpec]:
     """Every (model, variant) under ``paths`` that validates, filtered by name/id globs; else CliError."""
-    import fnmatch
-
-    from pytest_vdbench.manifest import discover_manifests, load_manifest
+    from pytest_vdbench.manifest import discover_manifests, load_manifest, matches
     from pytest_vdbench.manifest.validate import validate_paths
 
     report = validate_paths(paths, root, installed_metrics())
@@ -278,7 +276,7 @@ def _load_specs(paths: list[Path], root: Path, models: list[str] | None = None) 
         raise CliError("invalid manifest(s); fix them first (vdbench validate):\n" + "\n".join(lines))
     specs = [s for path in discover_manifests(paths) for s in load_manifest(path, root)]
     if models:
-        specs = [s for s in specs if any(fnmatch.fnmatchcase(s.name, g) or fnmatch.fnmatchcase(s.id, g) for g in models)]
+        specs = [s for s in specs if matches(s, models)]
         if not specs:
             raise CliError(f"--model {' '.join(models)}: no model matches")
     return specs

@@ -81,6 +81,8 @@ class ToyVideo(ModelAdapter):
             sys.stderr.write(("debug: tensor stats " + "." * 1000 + "\n") * 2048)
             sys.stderr.flush()
         if self.fault == "slow" or self.delay:
+            if self.delay:  # an event tests wait on ("mid-generation") instead of guessing with a sleep
+                print(f"toy: generating, {self.delay:g} s", flush=True)
             time.sleep(self.delay or 0.5)
         if self.fault == "flaky" and self.calls % 2 == 0:
             raise RuntimeError("upstream returned 503 (toy flaky: every second call fails)")

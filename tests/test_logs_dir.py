@@ -1,0 +1,50 @@
+"""Build and process logs land where the user asked, and the path the summary prints holds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helpers import RunVdbench, toy_manifest
+
+
+def logs_line(result: pytest.RunResult) -> Path:
+    """The folder the summary names (``vdbench: build and process logs in DIR``)."""
+    for line in result.outlines:
+        if line.startswith("vdbench: build and process logs in "):
+            return Path(line.removeprefix("vdbench: build and process logs in "))
+    raise AssertionError("no logs line in the summary:\n" + result.stdout.str())
+
+
+def model_logs(folder: Path, model: str) -> list[Path]:
+    return [p for p in folder.rglob(f"{model}-*.log") if "vdbench adapter" in p.read_text()]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["solo", "xdist"])
+def test_logs_dir_holds_the_logs_of_every_worker(
+    workers: list[str], pytester: pytest.Pytester, run_vdbench: RunVdbench, write_suite: Callable[..., Path]
+) -> None:
+    suite = write_suite(toy_manifest("alpha"), toy_manifest("beta", fault="shape"))
+    result = run_vdbench("--vdbench-logs", "my logs", "-p", "no:cacheprovider", *workers, suite=suite)
+    result.assert_outcomes(failed=1, passed=10, skipped=3)
+    printed = logs_line(result)
+    assert printed == pytester.path / "my logs"
+    assert model_logs(printed, "alpha") and model_logs(printed, "beta"), sorted(map(str, printed.rglob("*")))
+
+
+def test_report_dir_keeps_the_logs_of_a_passing_run(
+    pytester: pytest.Pytester, run_vdbench: RunVdbench, write_suite: Callable[..., Path]
+) -> None:
+    suite = write_suite(toy_manifest("alpha"))
+    result = run_vdbench("--vdbench-report", "rep", "-p", "no:cacheprovider", suite=suite)
+    result.assert_outcomes(passed=6, skipped=1)
+    assert logs_line(result) == pytester.path / "rep" / "logs"
+    assert model_logs(pytester.path / "rep" / "logs", "alpha")
+
+
+def test_unasked_logs_of_a_passing_run_are_not_kept(run_vdbench: RunVdbench, write_suite: Callable[..., Path]) -> None:
+    result = run_vdbench("-p", "no:cacheprovider", suite=write_suite(toy_manifest("alpha")))
+    result.assert_outcomes(passed=6, skipped=1)
+    assert "build and process logs" not in result.stdout.str()
