@@ -21,6 +21,7 @@ from pytest_vdbench.protocols import builtin_protocols
 from pytest_vdbench.report import ReportRecorder
 from pytest_vdbench.runtime import builtin_runtimes
 from pytest_vdbench.session import PROTOCOLS_KEY, RUNTIMES_KEY, SESSION_KEY, VdbenchSession
+from pytest_vdbench.store.recorder import STORE_KEY, StoreRecorder
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -50,6 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session = VdbenchSession(config, options)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "vdbench-session")
+    if options.store is not None:  # before the report: a resumed run takes its id, a store baseline needs the store
+        config.stash[STORE_KEY] = store = StoreRecorder(session)
+        config.pluginmanager.register(store, "vdbench-store")
     config.pluginmanager.register(ReportRecorder(session), "vdbench-report")
 
 
@@ -77,6 +81,9 @@ def pytest_configure_node(node: Any) -> None:
     if session is None:
         return
     node.workerinput["vdbench_testrun"] = session.testrun
+    store = node.config.stash.get(STORE_KEY, None)
+    if store is not None:
+        node.workerinput.update(store.workerinput())
     if node.config.option.dist == "loadgroup":
         node.workerinput["vdbench_loadgroup"] = True
 

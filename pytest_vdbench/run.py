@@ -68,6 +68,8 @@ class ModelRun:
         #: cases whose test_budget is selected in this run (it reports OOM kills)
         self.budget_selected: set[str] = set()
         self._client: ModelClient | None = None
+        #: case id -> {"digest", "run"}: the stored output a case with expect.golden: strict must match
+        self.golden: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_built(self) -> BuildInfo:
