@@ -300,7 +300,9 @@ class Store:
     def reusable(self, keys: dict[str, str], max_age: float | None) -> dict[str, StoredModel]:
         """Model id -> the newest passed row with that model's key (measured within ``max_age`` seconds)."""
         found: dict[str, StoredModel] = {}
-        wanted = {v: k for k, v in keys.items()}
+        wanted: dict[str, set[str]] = {}
+        for model_id, key in keys.items():
+            wanted.setdefault(key, set()).add(model_id)
         query = sa.select(models).where(models.c.passed.is_(True))
         if max_age is not None:
             query = query.where(models.c.measured_at >= time.time() - max_age)
@@ -309,9 +311,8 @@ class Store:
             for start in range(0, len(chunk), 500):
                 part = query.where(models.c.reuse_key.in_(chunk[start : start + 500])).order_by(models.c.measured_at)
                 for stored in self._stored(conn.execute(part)):
-                    model = wanted.get(stored.reuse_key or "")
-                    if model == stored.model_id:  # same key and same model id: never another model's answers
-                        found[model] = stored
+                    if stored.model_id in wanted.get(stored.reuse_key or "", ()):  # never another model's answers
+                        found[stored.model_id] = stored
         return found
 
     def history(self, model_ids: list[str], last: int, host_class: str | None = None) -> list[dict[str, Any]]:

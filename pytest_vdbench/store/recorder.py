@@ -287,7 +287,7 @@ class StoreRecorder:
         if self.store is None:
             return
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
-        if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.skip and session.testscollected == 0:
+        if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.skip:
             session.exitstatus = pytest.ExitCode.OK  # every model reused or resumed: nothing to run is a success
         self.store.finish_run(self.session.testrun, "interrupted" if interrupted else "finished")
         if self.write_seconds and self.session.config.get_verbosity() > 0:
