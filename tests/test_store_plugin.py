@@ -111,19 +111,24 @@ def _models_in(db: Path) -> list[str]:
 def test_resume_after_sigkill_runs_only_what_did_not_finish(pytester: pytest.Pytester) -> None:
     write_model(pytester.path, "alpha")
     write_model(pytester.path, "beta")
-    write_model(pytester.path, "gamma", options={"fault": "none", "delay": 1.5})
+    slow = {**toy_manifest()["expect"], "budgets": {"generate_seconds": 8, "peak_memory": "200m"}}
+    write_model(pytester.path, "gamma", options={"fault": "none", "delay": 1.5}, expect=slow)
     db = pytester.path / ".vdbench" / "results.db"
     args = [sys.executable, "-m", "pytest", "--vdbench", f"--vdbench-suite={pytester.path / 'suite'}", "--vdbench-runtime=process"]
     args += ["-p", "no:cacheprovider", "--benchmark-disable", "-p", "no:randomly"]
-    proc = subprocess.Popen(args, cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = (pytester.path / "killed.log").open("w")
+    proc = subprocess.Popen(args, cwd=pytester.path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         while _models_in(db) != ["alpha", "beta"] and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
+        assert proc.poll() is None, (pytester.path / "killed.log").read_text()
         assert _models_in(db) == ["alpha", "beta"], "the inner run did not reach gamma"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the inner pytest and its adapter processes, mid-gamma
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the inner pytest and its adapter processes, mid-gamma
         proc.wait()
+        log.close()
     store = open_store(f"sqlite:///{db}")
     killed = store.list_runs()[0]
     assert killed["status"] == "running" and killed["finished_at"] is None
@@ -153,7 +158,7 @@ def test_drift_is_reported_and_fails_a_strict_golden_case(pytester: pytest.Pytes
     write_model(pytester.path, "alpha")
     first = inner(pytester, "--vdbench-keep-outputs")
     assert first.ret == 0
-    same = inner(pytester)  # same image, same outputs: nothing to say
+    same = inner(pytester, "--vdbench-keep-outputs")  # same image, same outputs: nothing to say
     assert "outputs changed" not in same.stdout.str()
     _shift_output(pytester, "0.5 + 0.45 * np.sin", "0.5 + 0.40 * np.sin")
     shifted = inner(pytester, "--vdbench-keep-outputs", "--vdbench-report=rep", "--vdbench-compare=last")
@@ -162,7 +167,7 @@ def test_drift_is_reported_and_fails_a_strict_golden_case(pytester: pytest.Pytes
     doc = json.loads((pytester.path / "rep" / "report.json").read_text())
     (drift,) = doc["models"][0]["drift"]
     assert drift["case"] == "fox" and 0.01 < drift["max_abs_diff"] < 0.1
-    assert doc["comparison"]["baseline_testrun"] == drift["since_run"] or doc["comparison"]["baseline_testrun"]
+    assert doc["comparison"]["baseline_testrun"] == drift["since_run"]  # --vdbench-compare=last: the store's newest run
     write_model(pytester.path, "alpha", expect={**toy_manifest()["expect"], "golden": "strict"})
     _shift_output(pytester, "0.5 + 0.40 * np.sin", "0.5 + 0.35 * np.sin")
     strict = inner(pytester, "--vdbench-report=rep")
