@@ -189,8 +189,10 @@ def test_xdist_workers_and_one_store(pytester: pytest.Pytester, store_url: str) 
     store = open_store(store_url)
     (run,) = store.list_runs()
     stored = store.run_models(run["id"])
-    assert sorted(m.model_id for m in stored) == names and all(m.passed for m in stored)
-    assert all(m.row["_store"] if "_store" in m.row else True for m in stored)
+    assert sorted(m.model_id for m in stored) == sorted(names) and all(m.passed for m in stored)
+    with store.engine.connect() as conn:  # every round shipped from the workers: 1 warmup + 3 timed per toy model
+        counts = conn.execute(sa.text("SELECT phase, warmup, count(*) FROM rounds GROUP BY phase, warmup ORDER BY phase, warmup")).all()
+    assert [tuple(c) for c in counts] == [("generate", False, 4 * 3), ("generate", True, 4), ("startup", False, 4)]
     store.close()
     again = inner(pytester, "-n", "4", f"--vdbench-store={url}", "--vdbench-reuse", "--vdbench-report=rep")
     assert again.ret == 0
