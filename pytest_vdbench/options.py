@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -148,7 +148,8 @@ def addoption(parser: pytest.Parser) -> None:
         "--vdbench-compare",
         default=None,
         metavar="PATH",
-        help="A previous run's report.json, or last / run:ID from the results store: per-model deltas and regressions in the reports and the summary. Default: none.",
+        help="A previous run's report.json, or last / run:ID from the results store: per-model deltas and "
+        "regressions in the reports and the summary. Default: none.",
     )
     group.addoption(
         "--vdbench-regression-threshold",
@@ -221,7 +222,8 @@ def _add_store_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None
         type=parse_age,
         default=None,
         metavar="AGE",
-        help="With --vdbench-reuse: only results measured within AGE (7d, 12h, 30m). Default: ini vdbench_reuse_max_age or no limit.",
+        help="With --vdbench-reuse: only results measured within AGE (7d, 12h, 30m). "
+        "Default: ini vdbench_reuse_max_age or no limit.",
     )
     group.addoption(
         "--vdbench-resume",
@@ -333,7 +335,7 @@ def _option_or_ini(config: pytest.Config, name: str, parse: Callable[[str], _T],
     return _ini_value(config, name, parse, default) if value is None else value
 
 
-def _store_options(config: pytest.Config, root: Path) -> dict[str, object]:
+def _store_options(config: pytest.Config, root: Path) -> dict[str, Any]:
     from pytest_vdbench.store import store_url
 
     raw = config.getoption("vdbench_store") or str(config.getini("vdbench_store") or "") or str(root / DEFAULT_STORE)

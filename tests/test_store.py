@@ -67,7 +67,9 @@ def test_a_newer_schema_is_refused_and_an_older_one_migrated(store_url: str) -> 
     engine = sa.create_engine(store_url if "psycopg" in store_url else store_url.replace("postgresql:", "postgresql+psycopg:"))
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1})
-    with pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 1}, this pytest-vdbench knows up to {SCHEMA_VERSION}"):
+    with pytest.raises(
+        StoreError, match=rf"schema version {SCHEMA_VERSION + 1}, this pytest-vdbench knows up to {SCHEMA_VERSION}"
+    ):
         open_store(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE schema_version SET version = 0"))

@@ -79,10 +79,10 @@ def render_html(doc: dict[str, Any], directory: Path) -> str:
         bar_chart("Generation time (median of timed rounds)", rows, "generate_seconds_median", "seconds"),
         bar_chart("Peak memory", rows, "peak_memory_bytes", "bytes"),
     ]
-    from pytest_vdbench.store.history import TREND_RUNS, trend_svg
+    from pytest_vdbench.store.history import TREND_FIGURES, TREND_RUNS, trend_svg
 
     trend_rows = [
-        {"model": model, "runs": len(points), "svgs": [trend_svg(points, f) for f in ("startup", "generate", "peak_memory", "quality")]}
+        {"model": model, "runs": len(points), "svgs": [trend_svg(points, f) for f in TREND_FIGURES]}
         for model, points in sorted((doc.get("trends") or {}).items())
     ]
     template = _environment().get_template("report.html.j2")

@@ -317,7 +317,9 @@ class Store:
 
     def history(self, model_ids: list[str], last: int, host_class: str | None = None) -> list[dict[str, Any]]:
         """The newest ``last`` measured rows per model (reused copies left out), oldest first."""
-        query = sa.select(models, runs.c.started_at).join(runs, runs.c.id == models.c.run_id).where(models.c.reused_from.is_(None))
+        query = (
+            sa.select(models, runs.c.started_at).join(runs, runs.c.id == models.c.run_id).where(models.c.reused_from.is_(None))
+        )
         if model_ids:
             query = query.where(models.c.model_id.in_(model_ids))
         if host_class is not None:

@@ -26,6 +26,7 @@ FIGURES = {
     "headline_quality": "quality",
 }
 TREND_RUNS = 10
+TREND_FIGURES = ("startup", "generate", "peak_memory", "quality")
 
 
 def store_baseline(session: VdbenchSession, ref: str, schema_version: int) -> dict[str, Any]:

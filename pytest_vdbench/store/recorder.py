@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import pytest_vdbench
-from pytest_vdbench.store import Store, StoreError, StoredModel, open_store
+from pytest_vdbench.store import Store, StoredModel, StoreError, open_store
 from pytest_vdbench.store.keys import KeyMaker, case_hash, docker_base_id, host_class, host_parts
 
 if TYPE_CHECKING:
@@ -157,7 +157,9 @@ class StoreRecorder:
         if state is not None:
             state.worker_rows.extend(self.stored_rows)
         config = self.session.config
-        options = {k: (str(v) if not isinstance(v, int | float | bool | type(None)) else v) for k, v in vars(self.options).items()}
+        options = {
+            k: (str(v) if not isinstance(v, int | float | bool | type(None)) else v) for k, v in vars(self.options).items()
+        }
         options.pop("store", None)  # may hold a password
         self.store.start_run(
             self.session.testrun,

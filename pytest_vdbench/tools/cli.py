@@ -409,7 +409,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     if url is None:
         raise CliError("--store none: history needs a results store")
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise CliError(f"{url.removeprefix('sqlite:///')}: no results store yet; run `pytest --vdbench` first, or give --store URL")
+        path = url.removeprefix("sqlite:///")
+        raise CliError(f"{path}: no results store yet; run `pytest --vdbench` first, or give --store URL")
     try:
         store = open_store(url)
     except StoreError as exc:
