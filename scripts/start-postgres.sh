@@ -9,7 +9,7 @@ DIR=${VDBENCH_PG_DIR:-/tmp/vdbench-pg}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$bin" ]; then
   if [ "$(id -u)" != 0 ]; then echo "start-postgres: postgresql is not installed (apt-get install postgresql, as root)" >&2; exit 1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
   bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 fi
 as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi; }

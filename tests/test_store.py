@@ -129,3 +129,38 @@ def test_history_formats(store_url: str, tmp_path: Path, capsys: pytest.CaptureF
     assert '"run": "run1"' in out and "run0" not in out
     assert cli(["history", "--store", str(tmp_path / "missing.db")]) == 1
     assert "no results store yet" in capsys.readouterr().err
+
+
+def test_keys_change_with_the_base_image_id_of_that_model_only(tmp_path: Path) -> None:
+    import yaml
+
+    from conftest import ADAPTERS, toy_manifest
+    from pytest_vdbench.manifest import load_manifest
+    from pytest_vdbench.options import VdbenchOptions
+    from pytest_vdbench.runtime.host import HostInfo
+    from pytest_vdbench.store.keys import KeyMaker
+
+    specs = []
+    for name, base in (("alpha", "bookworm"), ("beta", "bullseye"), ("gamma", "bookworm")):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(toy_manifest(name, image={"context": str(ADAPTERS), "base": base})))
+        specs.extend(load_manifest(path, tmp_path))
+    ids = {"vdbench/base:bookworm": "sha256:aaa", "vdbench/base:bullseye": "sha256:bbb"}
+    asked: list[str] = []
+
+    def base_id(tag: str) -> str | None:
+        asked.append(tag)
+        return ids.get(tag)
+
+    options = VdbenchOptions(enabled=True, suites=(), models=(), variants=(), runtime="docker", runtime_explicit=True, report_dir=None)
+    host = HostInfo(cpus=2, memory_total=1 << 30)
+    before = {s.id: KeyMaker("docker", host, options, base_id=base_id).key(s)[0] for s in specs}
+    assert len(set(before.values())) == 3  # alpha and gamma share an image but never a key
+    ids["vdbench/base:bullseye"] = "sha256:ccc"  # beta's base image was rebuilt
+    keys = KeyMaker("docker", host, options, base_id=base_id)
+    after = {s.id: keys.key(s)[0] for s in specs}
+    assert {m for m in before if before[m] != after[m]} == {"beta"}
+    assert sorted(asked[-2:]) == ["vdbench/base:bookworm", "vdbench/base:bullseye"]  # once per base, not per model
+    assert KeyMaker("process", host, options).key(specs[0])[0] != before["alpha"]  # the runtime kind is in the host class
+    ids.pop("vdbench/base:bookworm")
+    assert KeyMaker("docker", host, options, base_id=base_id).key(specs[0]) == (None, None)  # no base: not reusable

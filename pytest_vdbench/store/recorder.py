@@ -292,7 +292,7 @@ class StoreRecorder:
         if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.skip:
             session.exitstatus = pytest.ExitCode.OK  # every model reused or resumed: nothing to run is a success
         self.store.finish_run(self.session.testrun, "interrupted" if interrupted else "finished")
-        if self.write_seconds and self.session.config.get_verbosity() > 0:
+        if self.write_seconds:
             per = sum(self.write_seconds) / len(self.write_seconds)
             self.session.notices.append(
                 f"vdbench: stored {len(self.write_seconds)} model(s) in {self.store.url} ({per * 1000:.1f} ms each)"
