@@ -50,7 +50,7 @@ def write_zoo(suite: Path, count: int) -> list[str]:
 
 def pytest_run(cwd: Path, suite: Path, *extra: str) -> tuple[float, str]:
     args = [sys.executable, "-m", "pytest", "--vdbench", f"--vdbench-suite={suite}", "--vdbench-runtime=docker"]
-    args += ["-p", "no:cacheprovider", "-q", "--benchmark-disable"]
+    args += ["-p", "no:cacheprovider", "--benchmark-disable"]
     args += ["-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning"]
     start = time.perf_counter()
     proc = subprocess.run([*args, *extra], cwd=cwd, capture_output=True, text=True, check=False, timeout=TIMEOUT)
@@ -85,7 +85,7 @@ def main() -> None:
         suite = root / "model_suites"
         names = write_zoo(suite, count)
         db = root / ".vdbench" / "results.db"
-        wall, out = pytest_run(root, suite, "-n", str(WORKERS))
+        wall, out = pytest_run(root, suite, "-n", str(WORKERS), "-v")  # -v: the store's write time per model
         inside = container_seconds(db, newest_run(db)) / WORKERS
         stored = re.search(r"stored (\d+) model\(s\) in .* \(([\d.]+) ms each\)", out)
         print(f"{count} toy models, one shared image, docker runtime, -n {WORKERS}:")
@@ -96,10 +96,10 @@ def main() -> None:
         doc = yaml.safe_load((suite / f"{names[0]}.yaml").read_text())
         doc["timeouts"]["startup"] = "121s"  # one manifest value changes: only this model reruns
         (suite / f"{names[0]}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-        rerun, out = pytest_run(root, suite, "-n", str(WORKERS), "--vdbench-reuse")
+        rerun, out = pytest_run(root, suite, "-n", str(WORKERS), "-q", "--vdbench-reuse")
         reused = re.search(r"vdbench: (\d+) model\(s\) unchanged", out)
-        collect, _ = pytest_run(root, suite, "--collect-only")
-        one, _ = pytest_run(root, suite, f"--vdbench-model={names[0]}", "--vdbench-store=none")
+        collect, _ = pytest_run(root, suite, "-q", "--collect-only")
+        one, _ = pytest_run(root, suite, "-q", f"--vdbench-model={names[0]}", "--vdbench-store=none")
         n_reused = reused[1] if reused else 0
         print(f"  rerun after changing {names[0]} with --vdbench-reuse: {rerun:.1f}s, {n_reused} model(s) reused")
         print(f"  collection {collect:.1f}s + one model alone {one:.1f}s: ratio {rerun / (collect + one):.2f} (target <= 1.5)")

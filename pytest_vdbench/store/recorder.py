@@ -62,6 +62,8 @@ class StoreRecorder:
         self.stored_rows: list[dict[str, Any]] = []  # reused / resumed rows, added to the report's rows
         self._last_items: set[str] = set()
         self._keys: KeyMaker | None = None
+        self._run_started = False
+        self.reused: dict[str, StoredModel] = {}
         if workerinput is not None:
             self.skip = dict(workerinput.get("vdbench_store_skip", {}))
             self.golden = dict(workerinput.get("vdbench_store_golden", {}))
@@ -107,7 +109,6 @@ class StoreRecorder:
             if stored.model_id in wanted:
                 self.skip[stored.model_id] = f"finished in run {stored.run_id}"
                 self.stored_rows.append(stored.row)
-        self.resumed = info
 
     def _plan_reuse(self) -> None:
         assert self.store is not None
@@ -117,7 +118,7 @@ class StoreRecorder:
             if key is not None:
                 keys[spec.id] = key
         found = self.store.reusable(keys, self.options.reuse_max_age)
-        self.reused: dict[str, StoredModel] = found
+        self.reused = found
         for model_id, stored in sorted(found.items()):
             row = dict(stored.row)
             note = f"reused from run {stored.source_run} ({_day(stored.measured_at)})"
@@ -149,21 +150,26 @@ class StoreRecorder:
 
     # -- hooks -----------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.store is None:
-            return
         from pytest_vdbench.report.state import state_of
 
         state = state_of(self.session)
         if state is not None:
             state.worker_rows.extend(self.stored_rows)
+
+    def _ensure_run(self) -> None:
+        """Record the run when its first model finishes (collection alone probes neither Docker nor NVML)."""
+        if self.store is None or self._run_started:
+            return
+        self._run_started = True
         config = self.session.config
         options = {
             k: (str(v) if not isinstance(v, int | float | bool | type(None)) else v) for k, v in vars(self.options).items()
         }
         options.pop("store", None)  # may hold a password
+        hc = host_class(self.session.host, self.runtime_name)
         self.store.start_run(
             self.session.testrun,
-            host_class=host_class(self.session.host, self.runtime_name),
+            host_class=hc,
             host={**host_parts(self.session.host, self.runtime_name), "memory_bytes": self.session.host.memory_total},
             plugin_version=pytest_vdbench.__version__,
             command_line=[sys.argv[0], *config.invocation_params.args],
@@ -171,18 +177,16 @@ class StoreRecorder:
             git_commit=_git_commit(config.rootpath),
             project=str(config.rootpath),
         )
-        for model_id, note in self.skip.items():  # a reused model is part of this run, too (resume, history)
-            stored = getattr(self, "reused", {}).get(model_id)
-            if stored is not None and note.startswith("reused"):
-                self.store.write_model(
-                    self.session.testrun,
-                    dict(stored.row),
-                    reuse_key=stored.reuse_key,
-                    key_parts=None,
-                    host_class=host_class(self.session.host, self.runtime_name),
-                    reused_from=stored.source_run,
-                    measured_at=stored.measured_at,
-                )
+        for stored in self.reused.values():  # a reused model is part of this run, too (resume, history)
+            self.store.write_model(
+                self.session.testrun,
+                dict(stored.row),
+                reuse_key=stored.reuse_key,
+                key_parts=None,
+                host_class=hc,
+                reused_from=stored.source_run,
+                measured_at=stored.measured_at,
+            )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -255,6 +259,7 @@ class StoreRecorder:
         if spec is None:
             return
         start = time.perf_counter()
+        self._ensure_run()
         key, parts = self.keys.key(spec)
         extras = row.get("_store") or {}
         extras["image_hash"] = (parts or {}).get("image")
@@ -288,11 +293,15 @@ class StoreRecorder:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.store is None:
             return
-        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
         if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.skip:
             session.exitstatus = pytest.ExitCode.OK  # every model reused or resumed: nothing to run is a success
+        if not self.session.config.option.collectonly:
+            self._ensure_run()
+        elif not self._run_started:
+            return
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
         self.store.finish_run(self.session.testrun, "interrupted" if interrupted else "finished")
-        if self.write_seconds:
+        if self.write_seconds and self.session.config.get_verbosity() > 0:
             per = sum(self.write_seconds) / len(self.write_seconds)
             self.session.notices.append(
                 f"vdbench: stored {len(self.write_seconds)} model(s) in {self.store.url} ({per * 1000:.1f} ms each)"
