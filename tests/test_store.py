@@ -152,7 +152,9 @@ def test_keys_change_with_the_base_image_id_of_that_model_only(tmp_path: Path) -
         asked.append(tag)
         return ids.get(tag)
 
-    options = VdbenchOptions(enabled=True, suites=(), models=(), variants=(), runtime="docker", runtime_explicit=True, report_dir=None)
+    options = VdbenchOptions(
+        enabled=True, suites=(), models=(), variants=(), runtime="docker", runtime_explicit=True, report_dir=None
+    )
     host = HostInfo(cpus=2, memory_total=1 << 30)
     before = {s.id: KeyMaker("docker", host, options, base_id=base_id).key(s)[0] for s in specs}
     assert len(set(before.values())) == 3  # alpha and gamma share an image but never a key
