@@ -60,7 +60,7 @@ def rerun(pytester: pytest.Pytester, *extra: str) -> set[str]:
     reused = set(found) - ran
     if reused:
         result.stdout.fnmatch_lines(
-            [f"vdbench: {len(reused)} model(s) unchanged since run *: results reused; --vdbench-no-reuse to rerun"]
+            [f"vdbench: {len(reused)} model(s) unchanged since *: results reused; --vdbench-no-reuse to rerun"]
         )
     return ran
 

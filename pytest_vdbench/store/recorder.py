@@ -10,6 +10,7 @@ fingerprints) travels in ``workerinput``.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import subprocess
 import sys
@@ -80,8 +81,9 @@ class StoreRecorder:
         self._plan_golden()
 
     # -- planning (controller, before any worker starts) -----------------------------------
-    @property
+    @functools.cached_property
     def runtime_name(self) -> str:
+        """The runtime the session will pick (docker falls back to process without an engine)."""
         wanted = self.options.runtime or "docker"
         if wanted == "docker" and not self.options.runtime_explicit:
             from pytest_vdbench.runtime.docker import docker_unavailable
@@ -129,10 +131,10 @@ class StoreRecorder:
         if found:
             runs = sorted({s.source_run for s in found.values()})
             newest = max(s.measured_at for s in found.values())
-            since = runs[0][:4] + "…" if len(runs) == 1 else f"{len(runs)} runs"
+            day = _day(newest)
+            since = f"run {runs[0][:4]}… ({day})" if len(runs) == 1 else f"{len(runs)} earlier runs (newest {day})"
             self.session.notices.append(
-                f"vdbench: {len(found)} model(s) unchanged since run {since} ({_day(newest)}): results reused; "
-                "--vdbench-no-reuse to rerun"
+                f"vdbench: {len(found)} model(s) unchanged since {since}: results reused; --vdbench-no-reuse to rerun"
             )
 
     def _plan_golden(self) -> None:
