@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import toy_manifest  # noqa: E402
+from helpers import toy_manifest  # noqa: E402
 from pytest_vdbench.manifest import load_manifest  # noqa: E402
 from pytest_vdbench.protocols import builtin_protocols, ready_probe  # noqa: E402
 from pytest_vdbench.protocols.native import AdapterClient  # noqa: E402

@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import toy_manifest  # noqa: E402
+from helpers import toy_manifest  # noqa: E402
 
 DELAY = 2.0
 MODELS = 4

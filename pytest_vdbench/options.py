@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,6 +18,7 @@ DEFAULT_MIN_ROUNDS = 3
 DEFAULT_MIN_DURATION = 1.0
 DEFAULT_REGRESSION_THRESHOLD = 0.10
 DEFAULT_RESERVE_TIMEOUT = 600.0
+DEFAULT_STORE = ".vdbench/results.db"
 
 _T = TypeVar("_T")
 
@@ -167,7 +168,8 @@ def addoption(parser: pytest.Parser) -> None:
         "--vdbench-compare",
         default=None,
         metavar="PATH",
-        help="A previous run's report.json: per-model deltas and regressions in the reports and the summary. Default: none.",
+        help="A previous run's report.json, or last / run:ID from the results store: per-model deltas and "
+        "regressions in the reports and the summary. Default: none.",
     )
     group.addoption(
         "--vdbench-regression-threshold",
@@ -218,9 +220,74 @@ def addoption(parser: pytest.Parser) -> None:
         f"Relative change counted as a regression (default {DEFAULT_REGRESSION_THRESHOLD:g}).",
         default="",
     )
+    _add_store_options(parser, group)
     parser.addini("vdbench_suites", "Suite directories or manifests (default: model_suites).", type="paths", default=[])
     parser.addini("vdbench_runtime", "Default runtime: docker or process.", default="")
     parser.addini("vdbench_report", "Default report directory.", default="")
+
+
+def parse_age(value: str) -> float:
+    """``7d``, ``12h``, ``30m``, ``90s`` or plain seconds -> seconds."""
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+    number, unit = (value[:-1], units[value[-1]]) if value and value[-1] in units else (value, 1.0)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an age > 0 (e.g. 7d, 12h, 30m or 3600)")
+    return seconds
+
+
+def parse_resume(value: str) -> str:
+    if value != "last" and not re.fullmatch(r"[0-9a-f]{4,64}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is neither 'last' nor a run id (hex, as `vdbench history` prints it)")
+    return value
+
+
+def _add_store_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--vdbench-store",
+        default=None,
+        metavar="URL",
+        help="Results store: a SQLAlchemy URL (postgresql://USER@HOST/DB, sqlite:///PATH), a file path, or none. "
+        f"Default: ini vdbench_store or {DEFAULT_STORE} under the project root.",
+    )
+    group.addoption(
+        "--vdbench-reuse",
+        action="store_true",
+        default=None,
+        help="Do not rerun a model whose key (image content, manifest, plugin, host class, measurement options) "
+        "equals a stored passed run's: reuse its results. Default: ini vdbench_reuse or off.",
+    )
+    group.addoption(
+        "--vdbench-no-reuse", action="store_true", default=False, help="Rerun every model (overrides ini vdbench_reuse)."
+    )
+    group.addoption(
+        "--vdbench-reuse-max-age",
+        type=parse_age,
+        default=None,
+        metavar="AGE",
+        help="With --vdbench-reuse: only results measured within AGE (7d, 12h, 30m). "
+        "Default: ini vdbench_reuse_max_age or no limit.",
+    )
+    group.addoption(
+        "--vdbench-resume",
+        type=parse_resume,
+        default=None,
+        metavar="RUN",
+        help="Continue an interrupted run (last, or a run id): its finished models are not rerun; reports cover the whole run.",
+    )
+    group.addoption(
+        "--vdbench-keep-outputs",
+        action="store_true",
+        default=False,
+        help="Keep every seeded output tensor in the store (up to 64 MiB each): drift reports then give max |diff|. "
+        "Default: digests and statistics only.",
+    )
+    parser.addini("vdbench_store", f"Results store URL or path, or none (default {DEFAULT_STORE}).", default="")
+    parser.addini("vdbench_reuse", "Reuse unchanged models' stored results (see --vdbench-reuse).", type="bool", default=False)
+    parser.addini("vdbench_reuse_max_age", "Oldest results --vdbench-reuse takes (e.g. 7d).", default="")
 
 
 def project_root(config: pytest.Config) -> Path:
@@ -253,13 +320,18 @@ class VdbenchOptions:
     benchmark_json: Path | None = None
     min_rounds: int = DEFAULT_MIN_ROUNDS
     min_duration: float = DEFAULT_MIN_DURATION
-    compare: Path | None = None
+    compare: Path | str | None = None  # a report.json, or "last" / "run:ID" from the store
     regression_threshold: float = DEFAULT_REGRESSION_THRESHOLD
     fail_on_regression: bool = False
     sandbox: bool = False
     reserve_timeout: float = DEFAULT_RESERVE_TIMEOUT
     allow_paths: tuple[Path, ...] = ()
     metrics: tuple[str, ...] = ()
+    store: str | None = None  # a SQLAlchemy URL; None: no store
+    reuse: bool = False
+    reuse_max_age: float | None = None
+    resume: str | None = None
+    keep_outputs: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> VdbenchOptions:
@@ -312,6 +384,7 @@ class VdbenchOptions:
             reserve_timeout=_option_or_ini(config, "vdbench_reserve_timeout", parse_seconds, DEFAULT_RESERVE_TIMEOUT),
             allow_paths=_allow_paths(config),
             metrics=_metric_names(config),
+            **_store_options(config, root),
         )
 
 
@@ -331,12 +404,35 @@ def _metric_names(config: pytest.Config) -> tuple[str, ...]:
     return parse_metric_names(given if given else [str(v) for v in config.getini("vdbench_metrics")])
 
 
-def _compare_path(config: pytest.Config) -> Path | None:
+def _store_options(config: pytest.Config, root: Path) -> dict[str, Any]:
+    from pytest_vdbench.store import store_url
+
+    raw = config.getoption("vdbench_store") or str(config.getini("vdbench_store") or "") or str(root / DEFAULT_STORE)
+    url = store_url(raw, root)
+    reuse = bool(config.getoption("vdbench_reuse") or config.getini("vdbench_reuse")) and not config.getoption("vdbench_no_reuse")
+    resume = config.getoption("vdbench_resume")
+    needs = [flag for flag, on in (("--vdbench-reuse", reuse), ("--vdbench-resume", resume)) if on]
+    if url is None and needs:
+        raise pytest.UsageError(f"{needs[0]} needs the results store; drop --vdbench-store=none (or ini vdbench_store = none)")
+    if reuse and resume:
+        raise pytest.UsageError("--vdbench-reuse and --vdbench-resume are exclusive: a resumed run keeps its own results")
+    return {
+        "store": url,
+        "reuse": reuse,
+        "reuse_max_age": _option_or_ini(config, "vdbench_reuse_max_age", parse_age, None),
+        "resume": resume,
+        "keep_outputs": bool(config.getoption("vdbench_keep_outputs")),
+    }
+
+
+def _compare_path(config: pytest.Config) -> Path | str | None:
     value = config.getoption("vdbench_compare")
     if not value:
         if config.getoption("vdbench_fail_on_regression"):
             raise pytest.UsageError("--vdbench-fail-on-regression needs --vdbench-compare PATH (a previous report.json)")
         return None
+    if value == "last" or value.startswith("run:"):
+        return str(value)  # a baseline from the results store
     path = Path(value)
     return path if path.is_absolute() else Path(config.invocation_params.dir) / path
 

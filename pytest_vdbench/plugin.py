@@ -23,6 +23,7 @@ from pytest_vdbench.report import ReportRecorder
 from pytest_vdbench.role import XdistRole
 from pytest_vdbench.runtime import builtin_runtimes
 from pytest_vdbench.session import PROTOCOLS_KEY, RUNTIMES_KEY, SESSION_KEY, VdbenchSession
+from pytest_vdbench.store.recorder import STORE_KEY, StoreRecorder
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -57,6 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session = VdbenchSession(config, options)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "vdbench-session")
+    if options.store is not None:  # before the report: a resumed run takes its id, a store baseline needs the store
+        config.stash[STORE_KEY] = store = StoreRecorder(session)
+        config.pluginmanager.register(store, "vdbench-store")
     config.pluginmanager.register(ReportRecorder(session), "vdbench-report")
 
 
@@ -85,6 +89,9 @@ def pytest_configure_node(node: Any) -> None:
         return
     node.workerinput["vdbench_testrun"] = session.testrun
     node.workerinput["vdbench_logs"] = str(session.log_root)  # one folder holds every worker's logs
+    store = node.config.stash.get(STORE_KEY, None)
+    if store is not None:
+        node.workerinput.update(store.workerinput())
     if node.config.option.dist == "loadgroup":
         node.workerinput["vdbench_loadgroup"] = True
 

@@ -70,6 +70,8 @@ class ModelRun:
         self._client: ModelClient | None = None
         #: the metric containers scoring this model's outputs (scorers.Scorer, set by the session)
         self.scorers: list[Any] = []
+        #: case id -> {"digest", "run"}: the stored output a case with expect.golden: strict must match
+        self.golden: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_built(self) -> BuildInfo:

@@ -5,6 +5,7 @@ Plain helpers (``toy_manifest``, ``docker_or_skip``, ``containers``) live in ``h
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,43 @@ def run_vdbench(pytester: pytest.Pytester) -> RunVdbench:
         return pytester.runpytest_subprocess(*flags, *args)
 
     return run
+
+
+def postgres_admin_url() -> str:
+    """The cluster of scripts/start-postgres.sh (VDBENCH_PG_URL or the URL file it writes); skip, or fail in CI."""
+    url = os.environ.get("VDBENCH_PG_URL", "")
+    url_file = Path(os.environ.get("VDBENCH_PG_DIR", "/tmp/vdbench-pg")) / "url"
+    if not url and url_file.is_file():
+        url = url_file.read_text().strip()
+    reason = "" if url else "no PostgreSQL cluster: run scripts/start-postgres.sh (or set VDBENCH_PG_URL)"
+    if url:
+        try:
+            import psycopg
+
+            psycopg.connect(url, connect_timeout=5).close()
+        except Exception as exc:
+            reason = f"PostgreSQL at {url} does not answer ({exc}); run scripts/start-postgres.sh"
+    if reason:
+        if os.environ.get("VDBENCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"VDBENCH_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A fresh, empty results store: a SQLite file, and a new database on the test PostgreSQL cluster."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'results.db'}"
+        return
+    import uuid
+
+    import psycopg
+
+    admin = postgres_admin_url()
+    name = f"vdbench_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

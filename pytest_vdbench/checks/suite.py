@@ -249,6 +249,18 @@ def test_determinism(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     first = _first(vdbench_run, vdbench_case).output
     second = _generate(vdbench_run, vdbench_case).output
     _fail(determinism_problems(first, second, expect.determinism_atol, vdbench_case.seed), vdbench_run)
+    golden = vdbench_run.golden.get(vdbench_case.id)
+    if expect.golden == "strict" and golden is not None:
+        from pytest_vdbench.store.fingerprint import output_digest
+
+        digest = output_digest(first)
+        if digest != golden["digest"]:
+            pytest.fail(
+                f"expect.golden: strict: the output of case {vdbench_case.id!r} (seed {vdbench_case.seed}) differs from "
+                f"run {golden['run']}'s (digest {golden['digest'][:12]} -> {digest[:12]}); if the change is intended, "
+                "set expect.golden: off for one run",
+                pytrace=False,
+            )
 
 
 def test_quality(vdbench_run: ModelRun, vdbench_case: Case, request: pytest.FixtureRequest) -> None:

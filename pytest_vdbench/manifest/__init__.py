@@ -272,6 +272,11 @@ class Expect(_Frozen):
     finite: bool = True
     deterministic: bool = Field(True, description="same seed twice gives identical output")
     determinism_atol: float = Field(0.0, ge=0, le=1e6)
+    golden: Literal["off", "strict"] = Field(
+        "off",
+        description="strict: test_determinism also fails when the output differs from the newest stored run's "
+        "(results store; off: such drift is reported only)",
+    )
     budgets: Budgets = Field(default_factory=Budgets)
     max_output_bytes: OutputBytes | None = Field(
         None, description="refuse larger outputs (default: 4x the expected shape's size, else 4 GiB)"

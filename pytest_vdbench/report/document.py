@@ -57,6 +57,13 @@ def report_document(session: VdbenchSession) -> dict[str, Any]:
             "regressed_models": regressed_models(rec),
             "gone": sorted(m for m, c in rec.comparison.items() if c.note.startswith("gone")),
         }
+    from pytest_vdbench.store.recorder import store_recorder
+
+    store = store_recorder(session)
+    if store is not None and store.store is not None:
+        from pytest_vdbench.store.history import trends
+
+        doc["trends"] = trends(store, [str(r["id"]) for r in rows])
     return doc
 
 

@@ -89,6 +89,12 @@ def render_html(doc: dict[str, Any], directory: Path) -> str:
         bar_chart("Generation time (median of timed rounds)", rows, "generate_seconds_median", "seconds"),
         bar_chart("Peak memory", rows, "peak_memory_bytes", "bytes"),
     ]
+    from pytest_vdbench.store.history import TREND_FIGURES, TREND_RUNS, trend_svg
+
+    trend_rows = [
+        {"model": model, "runs": len(points), "svgs": [trend_svg(points, f) for f in TREND_FIGURES]}
+        for model, points in sorted((doc.get("trends") or {}).items())
+    ]
     template = _environment().get_template("report.html.j2")
     return template.render(
         doc=doc,
@@ -100,6 +106,8 @@ def render_html(doc: dict[str, Any], directory: Path) -> str:
         strips=strips,
         metrics=metrics,
         quality=quality,
+        trends=trend_rows,
+        trend_runs=TREND_RUNS,
         headline_quality=headline_quality,
         verdict=verdict,
         regression_marks=regression_marks,

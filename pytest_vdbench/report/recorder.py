@@ -39,7 +39,12 @@ class ReportRecorder:
         if session.options.compare is not None and not self.is_worker:
             from pytest_vdbench.report.compare import load_baseline
 
-            self.state.baseline = load_baseline(session.options.compare, SCHEMA_VERSION)
+            if isinstance(session.options.compare, str):  # last / run:ID from the results store
+                from pytest_vdbench.store.history import store_baseline
+
+                self.state.baseline = store_baseline(session, session.options.compare, SCHEMA_VERSION)
+            else:
+                self.state.baseline = load_baseline(session.options.compare, SCHEMA_VERSION)
         session.config.stash[STATE_KEY] = self.state
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -28,6 +28,9 @@ def final_rows(session: VdbenchSession) -> list[dict[str, Any]]:
     if rec is not None and rec.rows is not None:
         return rec.rows
     rows: list[dict[str, Any]] = json.loads(json.dumps(collect_rows(session), default=str))  # plain JSON, like shipped rows
+    from pytest_vdbench.store.recorder import annotate_rows
+
+    annotate_rows(session, rows)  # what storing found (output drift)
     if rec is not None:
         if rec.baseline is not None:
             from pytest_vdbench.checks.quality import metric_registry

@@ -474,6 +474,47 @@ def _add_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     sch.set_defaults(func=cmd_schema)
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """Print models' figures across stored runs (the results store; newest last)."""
+    from pytest_vdbench.options import DEFAULT_STORE
+    from pytest_vdbench.store import StoreError, open_store, store_url
+    from pytest_vdbench.store.history import format_history, history_rows
+
+    root = Path.cwd()
+    url = store_url(args.store or str(root / DEFAULT_STORE), root)
+    if url is None:
+        raise CliError("--store none: history needs a results store")
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        path = url.removeprefix("sqlite:///")
+        raise CliError(f"{path}: no results store yet; run `pytest --vdbench` first, or give --store URL")
+    try:
+        store = open_store(url)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        rows = history_rows(store, list(args.models), args.metric, args.last)
+    finally:
+        store.close()
+    text = format_history(rows, args.format)
+    if text:
+        print(text)
+    return 0
+
+
+def _add_history(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    his = sub.add_parser("history", help=cmd_history.__doc__, description=cmd_history.__doc__)
+    his.add_argument("models", nargs="*", metavar="MODEL", help="model ids (name-variant); default: every model")
+    his.add_argument(
+        "--metric", metavar="NAME", help="one figure: startup, generate, peak_memory, quality, or any row key / quality score"
+    )
+    his.add_argument("--last", type=int, default=10, metavar="N", help="newest N runs per model. Default: %(default)s")
+    his.add_argument("--format", choices=("text", "json", "csv"), default="text", help="Default: %(default)s")
+    his.add_argument(
+        "--store", metavar="URL", help="results store URL or path. Default: .vdbench/results.db in the current folder"
+    )
+    his.set_defaults(func=cmd_history)
+
+
 #: One function per top-level subcommand, each adding its parser; a new command adds one entry.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_images,
@@ -484,6 +525,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]]
     _add_k8s,
     _add_changed,
     _add_schema,
+    _add_history,
 ]
 
 
