@@ -245,10 +245,10 @@ def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]], m
     m = spec.manifest
     context = spec.context_dir
     outside = spec.outside(context, "image.context")
+    cog = spec.cog_file
     if outside is not None:
         yield ["image", "context"], "confinement", "error", outside
-    cog = spec.cog_file
-    if cog is not None:
+    elif cog is not None:
         yield from _cog_problems(spec, cog)
     elif not context.is_dir():
         yield (

@@ -191,7 +191,8 @@ def container_plan(
     on_socket = isolated and unix_socket and proto.unix_socket
     listen = ["--unix-socket", SOCKET_PATH] if on_socket else ["--host", "0.0.0.0", "--port", str(port)]
     command = proto.command(m, listen)  # the manifest's command if it sets one
-    env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": json.dumps(m.options)}
+    # default=str: a value JSON cannot carry (a YAML date) is the Docker runtime's error, naming its key
+    env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": json.dumps(m.options, default=str)}
     env.update({**proto.server_env(m, port), **m.env})
     mounts: list[Mount] = []
     if on_socket:
