@@ -135,8 +135,10 @@ class VdbenchSession:
         self.suites_only = config.args_source != pytest.Config.ArgsSource.ARGS
         manifests = named_manifests(config)
         self.specs_by_path, self.metric_specs = load_suite(options, project_root(config), extra=manifests)
-        if self.suites_only:
-            config.args = [str(p) for p in options.suites]
+        if self.suites_only:  # a metric manifest named as a suite is started for the others, never collected
+            scorers = {s.path.resolve() for s in self.metric_specs.values()}
+            suites = [str(p) for p in options.suites if Path(p).resolve() not in scorers]
+            config.args = suites or [str(p) for p in options.suites]
         self.scorers: dict[str, Scorer] = {}
         self.specs = [s for specs in self.specs_by_path.values() for s in specs]
         self.runs: dict[str, ModelRun] = {}
