@@ -58,7 +58,7 @@ def test_vbench_scores_a_video_model_with_its_own_temporal_flickering(
         vbench = scores["vbench.temporal_flickering"]
         # VBench's formula on 8-bit frames vs the built-in on float frames: equal up to quantisation
         assert 0.5 < vbench < 1 and abs(vbench - scores["flicker"]) < 1 / 255, (case, vbench, scores["flicker"])
-        notes = row["quality_notes_by_case"][case]
+        notes = {k: v for k, v in row["quality_notes_by_case"][case].items() if k.startswith("vbench.")}
         assert notes == {f"vbench.{d}": f"missing /weights/vbench/{f}" for d, f in WEIGHT_DIMENSIONS.items()}
     (scorer,) = row["metric_containers"]
     model = scorer["metadata"]["model"]
