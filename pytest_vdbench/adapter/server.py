@@ -24,7 +24,9 @@ on a Unix socket in a mounted directory (``make_unix_server``): the same HTTP, n
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import importlib
 import importlib.util
 import json
@@ -158,6 +160,7 @@ class App:
     def __init__(self, state: AdapterState, limits: Limits) -> None:
         self.state = state
         self.limits = limits
+        self._model_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vdbench-adapter")
         self.get_routes: Dict[str, Callable[[Request], Response]] = {
             "/health/live": lambda r: json_response(200, {"status": "alive"}),
             "/health/ready": lambda r: json_response(*self.state.ready()),
@@ -201,9 +204,17 @@ class App:
             raise RequestError(400, f"body must be a JSON object, got {type(body).__name__}")
         return body
 
-    def _model_lock(self, adapter: ModelAdapter) -> Any:
-        # generate()/fit() run one at a time unless the adapter declares itself thread-safe
-        return contextlib.nullcontext() if getattr(adapter, "thread_safe", False) is True else self.state.lock
+    def _run_model(self, adapter: ModelAdapter, call: Callable[[], Any]) -> Any:
+        """``call()`` one at a time, on one thread, unless the adapter declares itself thread-safe.
+
+        One thread, not just one at a time: a framework's per-thread state (torch, glibc's malloc
+        arenas) would otherwise grow with every pool thread that happens to serve a call, and the
+        harness would see it as a leak.
+        """
+        if getattr(adapter, "thread_safe", False) is True:
+            return call()
+        with self.state.lock:
+            return self._model_thread.submit(call).result()
 
     def _metadata(self, request: Request) -> Response:
         adapter = self.state.require_adapter()
@@ -238,10 +249,12 @@ class App:
             raise RequestError(400, f"params must be an object, got {type(params).__name__}")
         _check_reserved(params, ("prompt", "seed"), "the top-level field")
         adapter = self.state.require_adapter()
-        with self._model_lock(adapter):
+
+        def call() -> Any:
             start = time.perf_counter()
-            output = adapter.generate(prompt, seed=seed, **params)
-            seconds = time.perf_counter() - start
+            return adapter.generate(prompt, seed=seed, **params), time.perf_counter() - start
+
+        output, seconds = self._run_model(adapter, call)
         buffers = encode_safetensors({"output": output}, {"seconds": repr(seconds)})
         headers = {
             "Content-Type": "application/octet-stream",
@@ -255,10 +268,8 @@ class App:
             table, columns, params, mapped = _decode_fit_body(spool)
             try:
                 adapter = self.state.require_adapter()
-                with self._model_lock(adapter):
-                    start = time.perf_counter()
-                    adapter.fit(table, columns, **params)
-                    seconds = time.perf_counter() - start
+                # a temporary partial: the table's view is released as soon as the call returns
+                seconds = self._run_model(adapter, functools.partial(_timed_fit, adapter, table, columns, params))
             finally:
                 del table
                 _close_quietly(mapped)
@@ -283,11 +294,19 @@ class App:
         scorer = getattr(adapter, "score", None)
         if not callable(scorer):
             raise RequestError(404, f"{self.state.entry} is not a metric adapter: it has no score()")
-        with self._model_lock(adapter):
+
+        def call() -> Any:
             start = time.perf_counter()
-            scores = check_scores(scorer(frames, prompt, **settings))
-            seconds = time.perf_counter() - start
+            return check_scores(scorer(frames, prompt, **settings)), time.perf_counter() - start
+
+        scores, seconds = self._run_model(adapter, call)
         return json_response(200, {"scores": scores, "seconds": seconds}, {"X-Vdbench-Peak-Rss": str(_peak_rss())})
+
+
+def _timed_fit(adapter: ModelAdapter, table: Any, columns: Any, params: Dict[str, Any]) -> float:
+    start = time.perf_counter()
+    adapter.fit(table, columns, **params)
+    return time.perf_counter() - start
 
 
 def json_response(status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> Response:
