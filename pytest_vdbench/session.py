@@ -87,6 +87,12 @@ class VdbenchSession:
         #: one id for the whole run, shared by xdist workers (containers carry it as a label)
         self.testrun: str = workerinput["vdbench_testrun"] if workerinput else uuid.uuid4().hex[:12]
         _sigterm_interrupts()
+        if options.runtime == "slurm" and workerinput is None:  # one clear line before any test, not one per model
+            from pytest_vdbench.runtime.slurm import SlurmOptions
+
+            problems = SlurmOptions.from_config(config).problems()
+            if problems:
+                raise pytest.UsageError("\n".join(problems))
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -117,6 +123,7 @@ class VdbenchSession:
             log=self._build_log,
             verbose=self.config.get_verbosity() > 0,
             is_worker=hasattr(self.config, "workerinput"),
+            options=self._runtime_options(wanted),
         )
         try:
             return registry.create(wanted, context)
@@ -125,6 +132,14 @@ class VdbenchSession:
                 return _Unavailable(wanted, f"--vdbench-runtime {wanted}: {exc}")
             self._notice(f"vdbench: {exc}; running models as local processes instead (--vdbench-runtime process)")
         return registry.create("process", context)
+
+    def _runtime_options(self, wanted: str) -> dict[str, object]:
+        """Runtime-specific options parsed from the command line (slurm: SlurmOptions)."""
+        if wanted != "slurm":
+            return {}
+        from pytest_vdbench.runtime.slurm import SlurmOptions
+
+        return {"slurm": SlurmOptions.from_config(self.config)}
 
     @property
     def protocols(self) -> ProtocolRegistry:
@@ -218,6 +233,13 @@ class VdbenchSession:
     def _sweep_crashed_workers(self) -> None:
         """xdist controller: remove containers of workers that died before their own cleanup."""
         if hasattr(self.config, "workerinput") or getattr(self.config.option, "dist", "no") == "no":
+            return
+        if self.options.runtime == "slurm":
+            from pytest_vdbench.runtime.slurm import cancel_jobs
+
+            jobs = cancel_jobs(f"run={self.testrun}")
+            if jobs:
+                self._notice(f"vdbench: cancelled {len(jobs)} Slurm job(s) left by crashed xdist worker(s): {' '.join(jobs)}")
             return
         if (self.options.runtime or "docker") != "docker":
             return

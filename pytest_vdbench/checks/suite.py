@@ -85,7 +85,7 @@ def _why(run: ModelRun, case: Case, exc: AdapterError) -> str:
             pytest.skip(f"{oom}; test_budget[{case.id}] reports it")  # the resource test owns OOM
         state = f"\n{oom}"
     elif usage is not None and not usage.running:
-        state = f"\nthe model exited with code {usage.exit_code}"
+        state = f"\nthe model exited with code {usage.exit_code}" + (f" ({usage.detail})" if usage.detail else "")
     return f"{exc}{state}\n--- last logs ---\n{run.logs()}"
 
 

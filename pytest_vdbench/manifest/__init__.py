@@ -120,6 +120,7 @@ class Timeouts(_Frozen):
     startup: Seconds = Field(120.0, description="container start to ready")
     generate: Seconds = Field(300.0, description="one generate request")
     fit: Seconds = Field(900.0, description="one fit request (tabular)")
+    queue: Seconds = Field(600.0, description="slurm runtime: longest a job may stay PENDING before test_health fails")
 
 
 class Budgets(_Frozen):

@@ -46,6 +46,8 @@ class ResourceUsage:
     gpu_memory_bytes: int | None = None
     gpu_utilization: float | None = None
     source: str = ""
+    #: the scheduler's word on the end, e.g. ``Slurm job 12 CANCELLED`` (None for local runtimes)
+    detail: str | None = None
 
 
 @dataclass
