@@ -99,7 +99,7 @@ def _first(run: ModelRun, case: Case) -> Any:
 
 def test_build(vdbench_run: ModelRun, benchmark: Any) -> None:
     """The image builds (content-addressed: an unchanged model is not rebuilt)."""
-    if vdbench_run.runtime.name != "docker":
+    if vdbench_run.runtime.name not in ("docker", "slurm"):  # slurm builds here, then pushes to the registry
         pytest.skip(f"the {vdbench_run.runtime.name} runtime builds no image")
     try:
         info = benchmark.pedantic(vdbench_run.ensure_built, rounds=1, iterations=1)
@@ -117,6 +117,7 @@ def test_build(vdbench_run: ModelRun, benchmark: Any) -> None:
             "size_bytes": info.size_bytes,
             "build_seconds": info.build_seconds,
             "cached": info.cached,
+            **({"registry_ref": info.extra["registry_ref"]} if "registry_ref" in info.extra else {}),
         }
     )
 
