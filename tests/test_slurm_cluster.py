@@ -112,12 +112,16 @@ def gpu_toys(names: list[str], delay: float) -> list[dict[str, object]]:
     return docs
 
 
-def test_two_models_asking_both_gpus_queue_one_behind_the_other(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+def test_two_models_asking_both_gpus_queue_one_behind_the_other(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path]
+) -> None:
     pytest.importorskip("xdist")
     suite = write_suite(*gpu_toys(["gpua", "gpub"], delay=1.0))
     result = run_slurm(pytester, suite, "-n", "2", "--vdbench-report", "r")
     result.assert_outcomes(passed=14)
-    rows = sorted(json.loads((pytester.path / "r" / "report.json").read_text())["models"], key=lambda r: r["startup_phases"]["queue"])
+    rows = sorted(
+        json.loads((pytester.path / "r" / "report.json").read_text())["models"], key=lambda r: r["startup_phases"]["queue"]
+    )
     first, second = rows
     # 2 rounds + warmup + determinism + quality... at >= 1 s each: the second job waited for the GPUs
     assert second["startup_phases"]["queue"] > 3.0 > first["startup_phases"]["queue"]
@@ -128,7 +132,9 @@ def test_two_models_asking_both_gpus_queue_one_behind_the_other(pytester: pytest
     assert_nothing_left("gpua", "gpub")
 
 
-def test_pending_past_the_queue_timeout_fails_health_with_state(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+def test_pending_past_the_queue_timeout_fails_health_with_state(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path]
+) -> None:
     pytest.importorskip("xdist")
     suite = write_suite(*gpu_toys(["pendinga", "pendingb"], delay=1.5))
     result = run_slurm(pytester, suite, "-n", "2", "--vdbench-slurm-queue-timeout", "3")
@@ -181,7 +187,11 @@ def test_sigint_to_pytest_leaves_no_job_and_no_container(pytester: pytest.Pytest
     suite = write_suite(doc)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *slurm_args(pytester, suite)], cwd=pytester.path, env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "pytest", *slurm_args(pytester, suite)],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 300
@@ -215,5 +225,7 @@ def test_nonexistent_partition_is_one_clear_line(pytester: pytest.Pytester, writ
         *slurm_args(pytester, write_suite(toy_manifest("parttoy")), "--vdbench-slurm-partition", "nope"), timeout=120
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --vdbench-slurm-partition 'nope' (ini vdbench_slurm_partition): no such partition; sinfo lists: debug"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --vdbench-slurm-partition 'nope' (ini vdbench_slurm_partition): no such partition; sinfo lists: debug"]
+    )
     assert slurm_jobs("parttoy") == []
