@@ -448,7 +448,7 @@ class SlurmRuntime:
         info = self.prepare(spec)
         ref = str(info.extra["registry_ref"])
         labels = {LABEL_RUN: self.run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: self.testrun}
-        from pytest_vdbench.host import hf_cache_dir
+        from pytest_vdbench.runtime.host import hf_cache_dir
 
         container = container_for(spec, ref, labels, hf_cache=str(hf_cache_dir()))
         files = JobFiles(str(self.run_dir))
