@@ -5,7 +5,7 @@ Each model is the toy adapter sleeping DELAY seconds per generate call (about 6 
 The suite runs three times back to back on the test cluster (scripts/start-slurm.sh):
 serial with ``--vdbench-runtime slurm``, ``-n 8`` with ``--vdbench-runtime slurm``, and serial with
 ``--vdbench-runtime docker`` (same images, generation not slowed: only startups are compared).
-Overhead per model = median(submit→ready under Slurm) − median(docker run→ready), both from the
+Overhead per model = median(submit→ready under Slurm) - median(docker run→ready), both from the
 runs' report.json, serial runs only (no contention between startups).
 Targets: -n 8 wall <= 0.35 x serial; overhead <= 2 s per model. Run: ``python bench/bench_slurm.py``.
 """
@@ -36,7 +36,8 @@ REGISTRY = os.environ.get("VDBENCH_REGISTRY", "127.0.0.1:5077")
 def write_suite(folder: Path, delay: float) -> Path:
     folder.mkdir()
     for i in range(MODELS):
-        doc = toy_manifest(f"slurmsleepy{i}", options={"fault": "none", "delay": delay}, timeouts={"startup": "60s", "generate": "30s"})
+        options = {"fault": "none", "delay": delay}
+        doc = toy_manifest(f"slurmsleepy{i}", options=options, timeouts={"startup": "60s", "generate": "30s"})
         doc["expect"]["budgets"] = {}
         (folder / f"slurmsleepy{i}.yaml").write_text(yaml.safe_dump(doc))
     return folder
@@ -82,7 +83,8 @@ def main() -> None:
     print(f"  startup median: slurm submit->ready {slurm_ready:.2f}s "
           f"(queue {phases['queue']:.2f}s, pull check {phases['pull']:.2f}s, container {phases['container']:.2f}s); "
           f"docker run->ready {docker_ready:.2f}s")  # fmt: skip
-    print(f"  slurm overhead per model: {slurm_ready - docker_ready:.2f}s (target <= 2 s); ratio {slurm_ready / docker_ready:.2f}")
+    overhead = slurm_ready - docker_ready
+    print(f"  slurm overhead per model: {overhead:.2f}s (target <= 2 s); ratio {slurm_ready / docker_ready:.2f}")
 
 
 if __name__ == "__main__":
