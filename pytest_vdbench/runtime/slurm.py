@@ -292,6 +292,7 @@ class SlurmInstance:
         events, ready = self.events(), time.time()
         start, pulled = float(events["start"]["t"]), float(events.get("pulled", running)["t"])
         self.phases = {"queue": max(0.0, start - submitted), "pull": pulled - start, "container": ready - pulled}
+        self._read_usage()  # the CPU baseline: CPU % is measured from here
 
     def _wait_running(self, t0: float) -> dict[str, Any]:
         """Until the rendezvous says running; a failed or too-long-pending job raises with its state."""
