@@ -327,7 +327,7 @@ def test_budget(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     phases = getattr(run.instance, "phases", None)
     what = "startup"
     if phases:  # slurm: the budget is the model's own start, not the time its job waited in the queue
-        startup, what = phases["container"], "container start (job start to ready, queue wait excluded)"
+        startup, what = phases["container"], "container start (image on the node to ready; queue wait and pull excluded)"
     if budgets.startup_seconds is not None and startup is not None and startup > budgets.startup_seconds:
         problems.append(f"{what} took {startup:.2f}s, over expect.budgets.startup_seconds {budgets.startup_seconds:g}s")
     _fail(problems, run, logs=bool(problems))
