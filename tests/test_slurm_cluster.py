@@ -229,3 +229,27 @@ def test_nonexistent_partition_is_one_clear_line(pytester: pytest.Pytester, writ
         ["ERROR: --vdbench-slurm-partition 'nope' (ini vdbench_slurm_partition): no such partition; sinfo lists: debug"]
     )
     assert slurm_jobs("parttoy") == []
+
+
+def test_vdbench_clean_slurm_cancels_a_hard_killed_runs_jobs(tmp_path: Path) -> None:
+    """A run killed with SIGKILL leaves its jobs queued; `vdbench clean --slurm --run ID` cancels them, only them."""
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\nsleep 600\n")
+    submit = ["sbatch", "--parsable", "--time=11", f"--output={tmp_path}/%j.log", "--mem=10M"]
+    mine = subprocess.run(
+        [*submit, "--comment=vdbench run=deadrun1 proc=p1 model=orphan", str(script)], capture_output=True, text=True, check=True
+    )
+    other = subprocess.run(
+        [*submit, "--comment=vdbench run=otherrun proc=p2 model=bystander", str(script)], capture_output=True, text=True, check=True
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest_vdbench.tools.cli", "clean", "--slurm", "--run", "deadrun1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == f"cancelled 1 vdbench Slurm job(s): {mine.stdout.strip()}"
+        assert slurm_jobs("orphan") == [] and slurm_jobs("bystander") == [other.stdout.strip()]
+    finally:
+        subprocess.run(["scancel", mine.stdout.strip(), other.stdout.strip()], check=False)
