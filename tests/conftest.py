@@ -46,7 +46,7 @@ def slurm_or_skip() -> None:
 def slurm_jobs(model: str) -> list[str]:
     """Ids of queued or running Slurm jobs of ``model`` (their --comment names it)."""
     out = subprocess.run(["squeue", "-h", "-o", "%i|%k"], capture_output=True, text=True, check=True).stdout
-    return [job for job, _, comment in (line.partition("|") for line in out.splitlines()) if f"model={model}" in comment]
+    return [job for job, _, comment in (line.partition("|") for line in out.splitlines()) if f"model={model}" in comment.split()]
 
 
 def containers(*models: str) -> list[str]:

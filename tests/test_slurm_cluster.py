@@ -236,11 +236,9 @@ def test_vdbench_clean_slurm_cancels_a_hard_killed_runs_jobs(tmp_path: Path) -> 
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\nsleep 600\n")
     submit = ["sbatch", "--parsable", "--time=11", f"--output={tmp_path}/%j.log", "--mem=10M"]
-    mine = subprocess.run(
-        [*submit, "--comment=vdbench run=deadrun1 proc=p1 model=orphan", str(script)], capture_output=True, text=True, check=True
-    )
-    other = subprocess.run(
-        [*submit, "--comment=vdbench run=otherrun proc=p2 model=bystander", str(script)], capture_output=True, text=True, check=True
+    mine, other = (
+        subprocess.run([*submit, f"--comment=vdbench {comment}", str(script)], capture_output=True, text=True, check=True)
+        for comment in ("run=deadrun1 proc=p1 model=orphan", "run=otherrun proc=p2 model=bystander")
     )
     try:
         out = subprocess.run(

@@ -84,10 +84,10 @@ def job_state(job: str) -> JobState | None:
 
 
 def cancel_jobs(match: str) -> list[str]:
-    """``scancel`` every job whose comment contains ``match`` (e.g. ``run=<id>``); returns their ids."""
+    """``scancel`` every vdbench job whose comment has the word ``match`` (``run=<id>``; empty: all); returns their ids."""
     out = _run(["squeue", "-h", "-o", "%i|%k"], timeout=15)
     rows = (line.partition("|") for line in out.stdout.splitlines())
-    jobs = [job for job, _, comment in rows if COMMENT_TAG in comment and match in comment]
+    jobs = [job for job, _, comment in rows if comment.startswith(COMMENT_TAG + " ") and (not match or match in comment.split())]
     if jobs:
         _run(["scancel", *jobs])
     return jobs
