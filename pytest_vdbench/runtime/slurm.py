@@ -246,6 +246,7 @@ class SlurmInstance:
         self._cpu: list[tuple[float, float]] = []
         self._samples: list[int] = []
         self._last_usage_t = 0.0
+        self._end_state: JobState | None = None
 
     # -- files the job writes --------------------------------------------------------------
     def events(self) -> dict[str, dict[str, Any]]:
@@ -329,11 +330,15 @@ class SlurmInstance:
 
     def _settled_state(self, wait: float = 5.0) -> JobState | None:
         """The job's state once Slurm has it terminal (the job's end takes a moment to be recorded)."""
+        if self._end_state is not None:
+            return self._end_state
         deadline = time.monotonic() + wait
         state = job_state(self.job)
         while state is not None and state.state not in TERMINAL and time.monotonic() < deadline:
             time.sleep(0.1)
             state = job_state(self.job)
+        if state is not None and state.state in TERMINAL:
+            self._end_state = state
         return state
 
     def exited(self) -> str | None:
