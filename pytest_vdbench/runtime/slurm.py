@@ -85,7 +85,7 @@ def job_state(job: str) -> JobState | None:
 
 def cancel_jobs(match: str) -> list[str]:
     """``scancel`` every vdbench job whose comment has the word ``match`` (``run=<id>``; empty: all); returns their ids."""
-    out = _run(["squeue", "-h", "-o", "%i|%k"], timeout=15)
+    out = _run(["squeue", "-h", "--me", "-o", "%i|%k"], timeout=15)  # only this user's jobs
     rows = (line.partition("|") for line in out.stdout.splitlines())
     jobs = [job for job, _, comment in rows if comment.startswith(COMMENT_TAG + " ") and (not match or match in comment.split())]
     if jobs:
