@@ -17,6 +17,7 @@ import yaml
 
 from conftest import toy_manifest
 from pytest_vdbench.manifest import load_manifest
+from pytest_vdbench.protocols import PROTOCOLS
 from pytest_vdbench.runtime import StartupError
 from pytest_vdbench.runtime.registry import Registry, parse_registry
 from pytest_vdbench.runtime.slurm import SlurmOptions, gpu_constraint, sbatch_args, time_limit
@@ -32,7 +33,9 @@ def spec_of(tmp_path: Path, **overrides: Any) -> Any:
 
 
 def container(tmp_path: Path, **overrides: Any) -> Container:
-    return container_for(spec_of(tmp_path, **overrides), REF, {"org.vdbench.run": "r1", "org.vdbench.model": "toy"})
+    spec = spec_of(tmp_path, **overrides)
+    labels = {"org.vdbench.run": "r1", "org.vdbench.model": "toy"}
+    return container_for(spec, REF, labels, PROTOCOLS.get(spec.manifest.protocol))
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
@@ -90,6 +93,14 @@ def test_docker_and_podman_run_the_container_hardened_limited_and_labelled(tmp_p
         "--port",
         "8080",
     ]
+
+
+def test_required_env_passes_by_name_never_by_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "secret-value")
+    c = container(tmp_path, requires={"env": ["HF_TOKEN"]})
+    argv = run_function(tmp_path, c)
+    assert ("-e", "HF_TOKEN") in list(itertools.pairwise(argv))
+    assert "secret-value" not in render_script(c, LAUNCHERS["docker"], JobFiles("/shared"))
 
 
 def test_manifest_values_reach_the_container_literally_not_as_shell(tmp_path: Path) -> None:

@@ -198,10 +198,21 @@ def _process(context: RuntimeContext) -> Runtime:
     return ProcessRuntime(context.work_dir / "logs", context.ready_probe)
 
 
+def _slurm(context: RuntimeContext) -> Runtime:
+    from pytest_vdbench.runtime.docker import docker_unavailable
+    from pytest_vdbench.runtime.slurm import SlurmRuntime
+
+    reason = docker_unavailable()  # images are built on this host, then pushed to the registry
+    if reason is not None:
+        raise RuntimeUnavailable(f"the slurm runtime builds images here: {reason}")
+    return SlurmRuntime(context)
+
+
 def builtin_runtimes() -> RuntimeRegistry:
     registry = RuntimeRegistry()
     registry.add("docker", _docker)
     registry.add("process", _process)
+    registry.add("slurm", _slurm)
     return registry
 
 

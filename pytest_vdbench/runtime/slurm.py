@@ -27,8 +27,16 @@ from typing import Any
 import pytest
 
 from pytest_vdbench.manifest import ModelSpec
-from pytest_vdbench.protocols import client_for
-from pytest_vdbench.runtime import BuildInfo, Endpoint, ResourceUsage, StartupError, wait_ready
+from pytest_vdbench.runtime import (
+    BuildInfo,
+    Endpoint,
+    ReadyProbe,
+    ResourceUsage,
+    RuntimeContext,
+    RuntimeUnavailable,
+    StartupError,
+    wait_ready,
+)
 from pytest_vdbench.runtime.registry import Registry, RegistryError
 from pytest_vdbench.runtime.slurm_job import LAUNCHERS, JobFiles, container_for, render_script
 
@@ -230,8 +238,11 @@ def sbatch_args(spec: ModelSpec, opts: SlurmOptions, comment: str, log: str) -> 
 class SlurmInstance:
     """One model's job: submitted, followed through the queue and readiness, cancelled on stop."""
 
-    def __init__(self, spec: ModelSpec, script: str, args: list[str], files: JobFiles, queue_timeout: float) -> None:
+    def __init__(
+        self, spec: ModelSpec, script: str, args: list[str], files: JobFiles, queue_timeout: float, ready_probe: ReadyProbe
+    ) -> None:
         self.spec = spec
+        self.ready_probe = ready_probe
         self.script = script
         self.args = args
         self.files = files
@@ -283,7 +294,7 @@ class SlurmInstance:
         running = self._wait_running(t0)
         self.endpoint = Endpoint(str(running["host"]), int(running["port"]))
         wait_ready(
-            client_for(self.spec.manifest, self.endpoint, timeout=5.0).ready,
+            self.ready_probe(self.spec.manifest, self.endpoint),
             timeout=self.spec.manifest.timeouts.startup,
             alive=self.exited,
             logs=self.logs,
@@ -415,15 +426,19 @@ class SlurmRuntime:
 
     name = "slurm"
 
-    def __init__(self, config: pytest.Config | None, work_dir: Path, options: SlurmOptions, testrun: str | None = None) -> None:
+    def __init__(self, context: RuntimeContext) -> None:
         import docker
 
-        self.config = config
+        options = context.options.get("slurm")
+        if not isinstance(options, SlurmOptions):
+            raise RuntimeUnavailable("the slurm runtime needs its options (RuntimeContext.options['slurm'])")
         self.options = options
+        self.protocols = context.protocols
+        self.ready_probe = context.ready_probe
         self.client = docker.from_env()
         self.run_id = uuid.uuid4().hex[:12]
-        self.testrun = testrun or self.run_id
-        self.work_dir = work_dir
+        self.testrun = context.testrun or self.run_id
+        self.work_dir = context.work_dir
         self.run_dir = options.run_dir / self.testrun
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._builds: dict[str, BuildInfo] = {}
@@ -456,12 +471,18 @@ class SlurmRuntime:
         labels = {LABEL_RUN: self.run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: self.testrun}
         from pytest_vdbench.runtime.host import hf_cache_dir
 
-        container = container_for(spec, ref, labels, hf_cache=str(hf_cache_dir()))
+        if spec.manifest.sandbox.network == "none":
+            raise RuntimeUnavailable(
+                "network: none (sandbox) leaves the container unreachable from the login node; "
+                "run sandboxed models with --vdbench-runtime docker"
+            )
+        protocol = self.protocols.get(spec.manifest.protocol)
+        container = container_for(spec, ref, labels, protocol, hf_cache=str(hf_cache_dir()))
         files = JobFiles(str(self.run_dir))
         script = render_script(container, LAUNCHERS[self.options.launcher], files)
         args = sbatch_args(spec, self.options, self.comment(spec), files.log())
         queue = self.options.queue_timeout if self.options.queue_timeout is not None else spec.manifest.timeouts.queue
-        instance = SlurmInstance(spec, script, args, files, queue)
+        instance = SlurmInstance(spec, script, args, files, queue, self.ready_probe)
         self._instances.append(instance)
         try:
             instance.start()

@@ -14,12 +14,14 @@ peak memory). SIGTERM (``scancel``, ``--time``) runs the same ending and removes
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.runtime import ServerFacts
 
 __all__ = ["LAUNCHERS", "Container", "JobFiles", "Launcher", "container_for", "render_script"]
 
@@ -49,6 +51,8 @@ class Container:
     #: the server's listen arguments take the port (host-network launchers re-render them with $PORT)
     listen_port_arg: bool = False
     protocol: str = "native"
+    #: requires.env: names whose values come from the job's environment (sbatch exports the submitter's)
+    env_from_host: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,19 +71,23 @@ class JobFiles:
         return f"{self.run_dir}/job-{job}.log"
 
 
-def container_for(spec: ModelSpec, image: str, labels: Mapping[str, str], hf_cache: str | None = None) -> Container:
-    """The container of ``spec``: the Docker runtime's command, env, limits and hardening."""
-    from pytest_vdbench.runtime.docker import _json, server_command, server_env
+def container_for(
+    spec: ModelSpec, image: str, labels: Mapping[str, str], protocol: ServerFacts, hf_cache: str | None = None
+) -> Container:
+    """The container of ``spec``: the Docker runtime's command, env, limits and hardening.
 
+    The one place this module reads the manifest: when runtime/plan.py (one container plan for
+    docker, compose, k8s and Slurm) lands, this function becomes a reading of that plan.
+    """
     m = spec.manifest
-    port = m.container_port()
-    env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": _json(m.options)}
-    env.update({**server_env(m, port), **m.env})
+    port = protocol.port(m)
+    env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": json.dumps(m.options)}
+    env.update({**protocol.server_env(m, port), **m.env})
     mounts: tuple[tuple[str, str, str], ...] = ()
     if m.requires.weights and hf_cache:
         mounts = ((hf_cache, "/hf-cache", "ro"),)
         env.update(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
-    command = server_command(m, ["--host", "0.0.0.0", "--port", str(port)])
+    command = list(m.command) if m.command is not None else protocol.command(m, ["--host", "0.0.0.0", "--port", str(port)])
     r = m.resources
     return Container(
         image=image,
@@ -95,6 +103,7 @@ def container_for(spec: ModelSpec, image: str, labels: Mapping[str, str], hf_cac
         labels=dict(labels),
         mounts=mounts,
         listen_port_arg=m.command is None and m.protocol == "native",
+        env_from_host=tuple(m.requires.env),
         protocol=m.protocol,
     )
 
@@ -152,6 +161,8 @@ class OciCli:
             args += ["-v", f"{host}:{inside}:{mode}"]
         for key, value in sorted(c.env.items()):
             args += ["-e", f"{key}={value}"]
+        for name in c.env_from_host:  # by name: the value never lands in the script file
+            args += ["-e", name]
         args += ["-e", Raw('"CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-}"'), "-p", Raw(f'"$ADDR:$PORT:{c.port}"')]
         args += [Raw('"${GPU_ARGS[@]}"'), c.image]
         return args + list(c.command or ())
