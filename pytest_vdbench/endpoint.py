@@ -24,6 +24,8 @@ class Endpoint:
     host: str
     port: int
     unix_socket: str | None = None
+    #: the uid that must own ``unix_socket`` (the container's user); the client refuses any other
+    socket_owner: int | None = None
 
     @property
     def url(self) -> str:
@@ -34,7 +36,7 @@ class Endpoint:
 
 
 class AdapterError(Exception):
-    """The adapter answered with an error status (or not at all)."""
+    """The adapter answered with an error status (or not at all, or with something malformed)."""
 
     def __init__(self, message: str, status: int | None = None, traceback: str | None = None) -> None:
         super().__init__(message + (f"\n--- adapter traceback ---\n{traceback}" if traceback else ""))
@@ -44,10 +46,15 @@ class AdapterError(Exception):
 
 @dataclass(frozen=True)
 class Generation:
-    """One generate call: the output and how long it took."""
+    """One generate call: the output and how long it took.
+
+    ``server_seconds`` is the server's own compute time when its claim is plausible, else the round
+    trip (``total_seconds``); ``timing_note`` then says why the claim was not believed.
+    """
 
     output: np.ndarray[Any, Any]
     server_seconds: float
     total_seconds: float
     peak_rss_bytes: int | None
     nbytes: int
+    timing_note: str | None = None

@@ -37,16 +37,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "vdbench: a generated vdbench conformance test")
     config.addinivalue_line("markers", "vdbench_models(*patterns): run this test against these models only")
     config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
-    options = VdbenchOptions.from_config(config)
-    if not options.enabled:
+    if not config.getoption("vdbench", False):
         return
+    _extensions(config)  # first: an unknown --vdbench-runtime is the error to report
+    options = VdbenchOptions.from_config(config)
     if getattr(config.option, "dist", "no") == "load":
         # `-n N` alone means --dist load; a model's tests must share one worker (one container)
         config.option.dist = "loadgroup"
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and workerinput.get("vdbench_loadgroup"):
         config.option.loadgroup = True  # workers re-parse the command line: tell them, too
-    _extensions(config)
     session = VdbenchSession(config, options)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "vdbench-session")
@@ -56,17 +56,17 @@ def pytest_configure(config: pytest.Config) -> None:
 def _extensions(config: pytest.Config) -> None:
     """The run's metrics, runtimes and protocols: the built-ins, then every plugin's hook."""
     metrics = builtin_registry()
-    config.hook.pytest_vdbench_add_metrics(registry=metrics)
+    config.hook.pytest_vdbench_add_metrics(registry=metrics, config=config)
     config.stash[METRICS_KEY] = metrics
     runtimes = builtin_runtimes()
-    config.hook.pytest_vdbench_add_runtimes(registry=runtimes)
+    config.hook.pytest_vdbench_add_runtimes(registry=runtimes, config=config)
     config.stash[RUNTIMES_KEY] = runtimes
-    wanted = VdbenchOptions.from_config(config).runtime
+    wanted = config.getoption("vdbench_runtime") or str(config.getini("vdbench_runtime") or "") or None
     if wanted is not None and wanted not in runtimes.names():
         valid = ", ".join(runtimes.names())
         raise pytest.UsageError(f"--vdbench-runtime {wanted}: unknown runtime {wanted!r}; valid runtimes: {valid}")
     protocols = builtin_protocols()
-    config.hook.pytest_vdbench_add_protocols(registry=protocols)
+    config.hook.pytest_vdbench_add_protocols(registry=protocols, config=config)
     config.stash[PROTOCOLS_KEY] = protocols
 
 

@@ -38,6 +38,7 @@ class CaseResult:
     not_computed: dict[str, str] = field(default_factory=dict)
     #: generations a scorer asked for (another prompt): recorded, never timed rounds
     extra_latencies: list[float] = field(default_factory=list)
+    timing_notes: list[str] = field(default_factory=list)  # server timing claims not believed (round trip used)
 
 
 class ModelRun:
@@ -177,6 +178,8 @@ class ModelRun:
             raise
         result = self.case_result(case)
         result.latencies.append(gen.server_seconds)
+        if gen.timing_note and len(result.timing_notes) < 5:
+            result.timing_notes.append(gen.timing_note)
         if gen.peak_rss_bytes is not None:
             result.rss.append(gen.peak_rss_bytes)
         if result.generation is None:

@@ -63,3 +63,16 @@ def test_validate_without_suites_says_where_to_run(
     assert "no model_suites/ here; run from the project root" in capsys.readouterr().err
     assert main(["validate", "missing.yaml"]) == 1
     assert "missing.yaml does not exist" in capsys.readouterr().err
+
+
+def test_the_diffusers_kit_reference_is_generated_and_current(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_vdbench.tools.sdk_doc import diffusers_kit_markdown
+
+    doc = (ROOT / "docs" / "diffusers-kit.md").read_text()
+    fix = "vdbench schema --diffusers-kit > docs/diffusers-kit.md"
+    assert doc == diffusers_kit_markdown(), f"docs/diffusers-kit.md is stale: {fix}"
+    for attribute in ("title", "pipeline", "defaults", "grids", "weight_seed", "full_requirements"):
+        assert f"| `{attribute}` |" in doc and "| **required** |" in doc
+    for method in ("tiny_pipeline", "full_pipeline", "pipeline_args", "build_t5_tokenizer", "to_video"):
+        assert f"`{method}(" in doc
+    assert main(["schema", "--diffusers-kit"]) == 0 and capsys.readouterr().out == doc

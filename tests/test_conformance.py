@@ -64,6 +64,7 @@ ZOO = [
     ("malformed", "test_generate", "*generate returned a malformed safetensors body*"),
     ("oversized", "test_generate", "*generate output refused: POST /v1/generate answered * bytes, over the limit of *"),
     ("swapped_frames", "test_quality", "*motion_smoothness = * is below expect.quality.motion_smoothness.min = 0.9*"),
+    ("chatty", "test_budget", "*the model wrote 2.* MiB of logs per call (*over expect.budgets.log_bytes 1.0 MiB*"),
 ]
 
 

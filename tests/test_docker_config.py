@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import yaml
 from conftest import toy_manifest
 from pytest_vdbench.manifest import ModelSpec, load_manifest
 from pytest_vdbench.protocols import NATIVE, ready_probe
-from pytest_vdbench.runtime.docker import DockerInstance
+from pytest_vdbench.runtime.docker import DockerInstance, remove_socket_dir
 
 pytest.importorskip("testcontainers")
 
@@ -51,7 +52,25 @@ def test_sandbox_keeps_the_hardening_and_publishes_nothing(tmp_path: Path) -> No
         assert len(instance.endpoint.unix_socket) < 108  # AF_UNIX path limit
     finally:
         if instance.socket_dir is not None:
-            instance.socket_dir.rmdir()
+            remove_socket_dir(instance.socket_dir)
+
+
+def test_every_container_gets_a_log_cap_and_a_file_limit(tmp_path: Path) -> None:
+    kw = run_kwargs(DockerInstance(spec(tmp_path), "img", "run1", **NATIVE_KW))
+    assert kw["log_config"]["Type"] == "json-file" and kw["log_config"]["Config"] == {"max-size": "10m", "max-file": "3"}
+    assert [(u["Name"], u["Soft"], u["Hard"]) for u in kw["ulimits"]] == [("nofile", 4096, 4096)]
+
+
+def test_the_sandbox_socket_folder_is_a_tiny_tmpfs_for_the_container_user(tmp_path: Path) -> None:
+    instance = DockerInstance(spec(tmp_path, sandbox={"network": "none"}), "img", "run1", **NATIVE_KW)
+    assert instance.socket_dir is not None and instance.endpoint.socket_owner == 10001
+    try:
+        if os.geteuid() == 0:  # only root may mount; elsewhere the folder is locked after readiness alone
+            assert os.path.ismount(instance.socket_dir)
+            assert os.statvfs(instance.socket_dir).f_blocks * os.statvfs(instance.socket_dir).f_frsize <= 256 * 1024
+    finally:
+        remove_socket_dir(instance.socket_dir)
+    assert not instance.socket_dir.exists()
 
 
 def test_default_is_loopback_tcp(tmp_path: Path) -> None:

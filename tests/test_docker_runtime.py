@@ -203,6 +203,7 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()  # reap it and close its pipe: no unclosed Popen/FileIO for a later test's GC
     assert "KeyboardInterrupt" in out
     assert containers("inttoy") == [] and containers("aadone") == []
     rows = {r["id"]: r for r in json.loads((pytester.path / "r" / "report.json").read_text())["models"]}

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import signal
-import socketserver
 import sys
 from typing import List, Optional
 
@@ -39,8 +38,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--options must be a JSON object")
 
     from pytest_vdbench.adapter.server import make_server, make_unix_server
+    from pytest_vdbench.adapter.wire import Server
 
-    server: "socketserver.BaseServer"
+    server: Server
     if args.unix_socket:
         server = make_unix_server(args.entry, args.unix_socket, options)
         where = f"unix:{args.unix_socket}"

@@ -21,6 +21,10 @@ class ModelAdapter:
     #: Libraries whose versions :meth:`metadata` reports (for the report's provenance).
     libraries: "tuple[str, ...]" = ("numpy",)
 
+    #: False (the default): the server calls :meth:`generate` and :meth:`fit` one at a time, under a
+    #: lock. Set True only when the model may be called from several threads at once.
+    thread_safe: bool = False
+
     def __init__(self, **options: Any) -> None:
         self.options: Dict[str, Any] = dict(options)
 

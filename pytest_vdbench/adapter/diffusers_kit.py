@@ -109,9 +109,13 @@ class Grid:
     compresses time 4x)"``) ends the frames error message.
     """
 
+    #: height and width must be multiples of this
     multiple: int
+    #: frames must be ``frame_step * k + 1`` (None: any count)
     frame_step: Optional[int] = None
+    #: at most this many frames (None: no cap)
     max_frames: Optional[int] = None
+    #: ends the frames error message, e.g. " (the VAE compresses time 4x)"
     frames_note: str = ""
 
 
@@ -167,15 +171,17 @@ class DiffusersVideoAdapter(ModelAdapter):
     defaults: ClassVar[Mapping[str, Mapping[str, Any]]]
     #: each variant's size grid
     grids: ClassVar[Mapping[str, Grid]]
-    #: params that must be positive integers / are converted to float
+    #: params that must be positive integers
     integer_params: ClassVar[Sequence[str]] = ("frames", "height", "width", "steps")
+    #: params converted to float
     float_params: ClassVar[Sequence[str]] = ("guidance_scale",)
     #: tiny: ``torch.manual_seed(weight_seed + i)`` before building the i-th of ``seeded_components``
     weight_seed: ClassVar[int]
+    #: how many components tiny_pipeline() builds under consecutive seeds
     seeded_components: ClassVar[int] = 3
-    #: tiny: the tokenizer as metadata describes it ("" for none) and the text length passed to the
-    #: pipeline as ``max_sequence_length`` (None: the pipeline's own)
+    #: tiny: the tokenizer as metadata describes it ("" for none)
     tokenizer: ClassVar[str] = ""
+    #: tiny: ``max_sequence_length`` for the pipeline call (None: the pipeline's own)
     max_sequence_length: ClassVar[Optional[int]] = None
     #: full: where the weights come from, formatted with the constructor's options
     full_weights: ClassVar[str] = "{repo} ({dtype}) from the Hugging Face cache"
@@ -185,6 +191,7 @@ class DiffusersVideoAdapter(ModelAdapter):
     facts: ClassVar[Mapping[str, str]] = {}
     #: the tiny pipelines peak at 310-460 MiB in the container (imports dominate): 1 GiB leaves headroom
     tiny_requirements: ClassVar[Mapping[str, int]] = {"gpus": 0, "gpu_memory": 0, "memory": 1024**3, "cpus": 1}
+    #: full: what get_requirements() declares (gpus, gpu_memory, memory, cpus), checked against the manifest
     full_requirements: ClassVar[Mapping[str, int]]
 
     def __init__(self, variant: str, unknown: Mapping[str, Any], **options: Any) -> None:

@@ -11,7 +11,9 @@ Endpoints (documented in the README, "Adapter REST contract"):
 * ``POST /v1/fit``: safetensors body with the tensor ``table`` and metadata ``columns``/``params``
   (JSON strings) -> JSON ``{"fit_seconds"}``.
 
-Bad requests get a 4xx JSON ``{"error": ...}`` and the server keeps serving.
+Bad requests get a 4xx JSON ``{"error": ...}`` and the server keeps serving. The HTTP layer
+(:mod:`pytest_vdbench.adapter.wire`) bounds connections, threads, time and bytes; ``generate()`` and
+``fit()`` run one at a time unless the adapter sets ``thread_safe = True``.
 
 The server listens on TCP (``make_server``) or, for a container started with ``network: none``,
 on a Unix socket in a mounted directory (``make_unix_server``): the same HTTP, no network at all.
@@ -19,28 +21,29 @@ on a Unix socket in a mounted directory (``make_unix_server``): the same HTTP, n
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
+import mmap
 import os
 import platform
-import socketserver
 import sys
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from pytest_vdbench.adapter.base import ModelAdapter
-from pytest_vdbench.adapter.codec import decode_safetensors, encode_safetensors, encoded_size
+from pytest_vdbench.adapter.codec import decode_safetensors, encode_safetensors
+from pytest_vdbench.adapter.wire import HTTPError, Limits, Request, Response, Server, tcp_listener, unix_listener
 
 MAX_JSON_BODY = 1 << 20
 MAX_FIT_BODY = 1 << 30
 
 
 class RequestError(Exception):
-    """A client mistake: answered with ``status`` and a JSON message."""
+    """A client mistake: answered with ``status`` and a JSON message; the connection stays usable."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -145,84 +148,56 @@ class AdapterState:
         return self.adapter
 
 
-class Handler(BaseHTTPRequestHandler):
-    """One request; model errors become 500 with the traceback, client errors 4xx."""
+class App:
+    """The REST endpoints over :class:`AdapterState`; model errors are 500 with the traceback, client errors 4xx."""
 
-    server_version = "vdbench-adapter"
-    protocol_version = "HTTP/1.1"
-    state: AdapterState
+    def __init__(self, state: AdapterState, limits: Limits) -> None:
+        self.state = state
+        self.limits = limits
+        self.get_routes: Dict[str, Callable[[Request], Response]] = {
+            "/health/live": lambda r: json_response(200, {"status": "alive"}),
+            "/health/ready": lambda r: json_response(*self.state.ready()),
+            "/v1/metadata": self._metadata,
+            "/v1/requirements": lambda r: json_response(200, self.state.require_adapter().get_requirements()),
+        }
+        self.post_routes: Dict[str, Callable[[Request], Response]] = {"/v1/generate": self._generate, "/v1/fit": self._fit}
 
-    def address_string(self) -> str:
-        # a Unix-socket peer has no (host, port) address
-        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
+    def is_model_request(self, request: Request) -> bool:
+        """POSTs wait for the model; everything else is answered by the control workers at once."""
+        return request.method == "POST"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.path.startswith("/health/"):
-            return  # readiness is polled many times a second during startup: keep the logs readable
-        sys.stderr.write("vdbench adapter: %s\n" % (format % args))
-
-    def _send_json(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _body(self, limit: int) -> bytes:
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise RequestError(411, "Content-Length is required")
+    def __call__(self, request: Request) -> Response:
+        routes = {"GET": self.get_routes, "POST": self.post_routes}.get(request.method)
         try:
-            size = int(length)
-        except ValueError:
-            raise RequestError(400, f"Content-Length {length!r} is not a number") from None
-        if size < 0:
-            raise RequestError(400, f"Content-Length {size} is negative")
-        if size > limit:
-            self.close_connection = True  # the unread body must not be parsed as a request
-            raise RequestError(413, f"body of {size} bytes exceeds the limit of {limit} bytes")
-        return self.rfile.read(size)
+            if routes is None:
+                raise RequestError(501, f"method {request.method} is not supported; use GET or POST")
+            handler = routes.get(request.path)
+            if handler is None:
+                other = self.post_routes if request.method == "GET" else self.get_routes
+                if request.path in other:
+                    raise RequestError(405, f"{request.path} answers {'POST' if request.method == 'GET' else 'GET'} only")
+                raise RequestError(404, f"no endpoint {request.method} {request.path}")
+            return handler(request)
+        except RequestError as exc:
+            return json_response(exc.status, {"error": str(exc)})
+        except HTTPError:
+            raise
+        except Exception as exc:
+            tb = traceback.format_exc()
+            sys.stderr.write(f"vdbench adapter: {request.method} {request.path} failed:\n{tb}")
+            return json_response(500, {"error": f"{type(exc).__name__}: {exc}", "traceback": tb})
 
-    def _json_body(self) -> Dict[str, Any]:
-        try:
-            body = json.loads(self._body(MAX_JSON_BODY) or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RequestError(400, f"body is not valid JSON: {exc}") from None
+    def _json_body(self, request: Request) -> Dict[str, Any]:
+        body = parse_json(request.read_body(MAX_JSON_BODY, self.limits) or b"{}", "body")
         if not isinstance(body, dict):
             raise RequestError(400, f"body must be a JSON object, got {type(body).__name__}")
         return body
 
-    def _dispatch(self, routes: Dict[str, Any]) -> None:
-        path = self.path.split("?", 1)[0]
-        handler = routes.get(path)
-        try:
-            if handler is None:
-                raise RequestError(404, f"no endpoint {self.command} {path}")
-            handler()
-        except RequestError as exc:
-            self._send_json(exc.status, {"error": str(exc)})
-        except Exception as exc:
-            tb = traceback.format_exc()
-            sys.stderr.write(f"vdbench adapter: {self.command} {path} failed:\n{tb}")
-            self._send_json(500, {"error": f"{type(exc).__name__}: {exc}", "traceback": tb})
+    def _model_lock(self, adapter: ModelAdapter) -> Any:
+        # generate()/fit() run one at a time unless the adapter declares itself thread-safe
+        return contextlib.nullcontext() if getattr(adapter, "thread_safe", False) is True else self.state.lock
 
-    def do_GET(self) -> None:
-        self._dispatch(
-            {
-                "/health/live": lambda: self._send_json(200, {"status": "alive"}),
-                "/health/ready": lambda: self._send_json(*self.state.ready()),
-                "/v1/metadata": self._metadata,
-                "/v1/requirements": lambda: self._send_json(200, self.state.require_adapter().get_requirements()),
-            }
-        )
-
-    def do_POST(self) -> None:
-        self._dispatch({"/v1/generate": self._generate, "/v1/fit": self._fit})
-
-    def _metadata(self) -> None:
+    def _metadata(self, request: Request) -> Response:
         adapter = self.state.require_adapter()
         from pytest_vdbench.adapter import SDK_VERSION
 
@@ -234,17 +209,18 @@ class Handler(BaseHTTPRequestHandler):
             "libraries": _library_versions(tuple(adapter.libraries)),
             "setup_seconds": self.state.setup_seconds,
             "model": dict(adapter.metadata()),
+            "thread_safe": getattr(adapter, "thread_safe", False) is True,
         }
-        self._send_json(200, body)
+        return json_response(200, body)
 
-    def _generate(self) -> None:
-        request = self._json_body()
-        unknown = set(request) - {"prompt", "seed", "params"}
+    def _generate(self, request: Request) -> Response:
+        body = self._json_body(request)
+        unknown = set(body) - {"prompt", "seed", "params"}
         if unknown:
             raise RequestError(400, f"unknown fields {sorted(unknown)}; expected prompt, seed, params")
-        prompt = request.get("prompt", "")
-        seed = request.get("seed")
-        params = request.get("params")
+        prompt = body.get("prompt", "")
+        seed = body.get("seed")
+        params = body.get("params")
         params = {} if params is None else params
         if not isinstance(prompt, str):
             raise RequestError(400, f"prompt must be a string, got {type(prompt).__name__}")
@@ -252,66 +228,110 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(400, f"seed must be an integer or null, got {seed!r}")
         if not isinstance(params, dict):
             raise RequestError(400, f"params must be an object, got {type(params).__name__}")
+        _check_reserved(params, ("prompt", "seed"), "the top-level field")
         adapter = self.state.require_adapter()
-        with self.state.lock:
+        with self._model_lock(adapter):
             start = time.perf_counter()
             output = adapter.generate(prompt, seed=seed, **params)
             seconds = time.perf_counter() - start
         buffers = encode_safetensors({"output": output}, {"seconds": repr(seconds)})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(encoded_size(buffers)))
-        self.send_header("X-Vdbench-Seconds", repr(seconds))
-        self.send_header("X-Vdbench-Peak-Rss", str(_peak_rss()))
-        self.end_headers()
-        for buffer in buffers:
-            self.wfile.write(buffer)
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "X-Vdbench-Seconds": repr(seconds),
+            "X-Vdbench-Peak-Rss": str(_peak_rss()),
+        }
+        return Response(200, buffers, headers)
 
-    def _fit(self) -> None:
-        raw = self._body(MAX_FIT_BODY)
+    def _fit(self, request: Request) -> Response:
+        with request.spool_body(MAX_FIT_BODY, self.limits) as spool:
+            table, columns, params, mapped = _decode_fit_body(spool)
+            try:
+                adapter = self.state.require_adapter()
+                with self._model_lock(adapter):
+                    start = time.perf_counter()
+                    adapter.fit(table, columns, **params)
+                    seconds = time.perf_counter() - start
+            finally:
+                del table
+                _close_quietly(mapped)
+        return json_response(200, {"fit_seconds": seconds}, {"X-Vdbench-Peak-Rss": str(_peak_rss())})
+
+
+def json_response(status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> Response:
+    return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def parse_json(raw: Union[bytes, str], what: str) -> Any:
+    """JSON from a client, any failure (nesting past the recursion limit included) a 400 naming ``what``."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise RequestError(400, f"{what} is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"{what} is not valid JSON: {exc}") from None
+
+
+def _check_reserved(params: Dict[str, Any], reserved: "tuple[str, ...]", where: str) -> None:
+    clash = sorted(set(params) & set(reserved))
+    if clash:
+        raise RequestError(400, f"params must not contain {clash}: {', '.join(clash)} go in {where}")
+
+
+def _decode_fit_body(spool: Any) -> "tuple[Any, Any, Dict[str, Any], Any]":
+    """Map the spooled upload (copy-on-write) and decode it without reading it into memory."""
+    size = os.fstat(spool.fileno()).st_size
+    mapped: Any = mmap.mmap(spool.fileno(), size, access=mmap.ACCESS_COPY) if size else b""
+    try:
         try:
-            tensors, meta = decode_safetensors(raw)
+            tensors, meta = decode_safetensors(mapped)
             table = tensors["table"]
-            columns = json.loads(meta.get("columns", "[]"))
-            params = json.loads(meta.get("params", "{}"))
-        except (ValueError, KeyError) as exc:
-            raise RequestError(400, f"fit body must be safetensors with a 'table' tensor: {exc}") from None
-        adapter = self.state.require_adapter()
-        with self.state.lock:
-            start = time.perf_counter()
-            adapter.fit(table, columns, **params)
-            seconds = time.perf_counter() - start
-        self._send_json(200, {"fit_seconds": seconds}, {"X-Vdbench-Peak-Rss": str(_peak_rss())})
+        except RecursionError:
+            raise RequestError(400, "fit body's safetensors header is nested too deeply") from None
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise RequestError(400, f"fit body must be safetensors with a 'table' tensor: {type(exc).__name__}: {exc}") from None
+        columns = parse_json(meta.get("columns", "[]"), "fit metadata 'columns'")
+        params = parse_json(meta.get("params", "{}"), "fit metadata 'params'")
+        if not isinstance(columns, list):
+            raise RequestError(400, f"fit metadata 'columns' must be a JSON list, got {type(columns).__name__}")
+        if not isinstance(params, dict):
+            raise RequestError(400, f"fit metadata 'params' must be a JSON object, got {type(params).__name__}")
+        _check_reserved(params, ("table", "columns"), "the body's tensor and metadata")
+    except BaseException:
+        tensors, table = {}, None  # release the views before the map closes
+        _close_quietly(mapped)
+        raise
+    del tensors
+    return table, columns, params, mapped
 
 
-def make_server(entry: str, host: str, port: int, options: Optional[Dict[str, Any]] = None) -> ThreadingHTTPServer:
+def _close_quietly(mapped: Any) -> None:
+    close = getattr(mapped, "close", None)
+    if close is not None:
+        with contextlib.suppress(BufferError):  # the adapter kept a view of the table: the map lives on
+            close()
+
+
+AdapterServer = Server
+
+
+def _bind(state: AdapterState, listener: Any, limits: Optional[Limits]) -> Server:
+    limits = limits or Limits.from_env()
+    app = App(state, limits)
+    server = Server(listener, app, limits, app.is_model_request)
+    server.state = state  # type: ignore[attr-defined]
+    threading.Thread(target=state.load, name="vdbench-load", daemon=True).start()
+    return server
+
+
+def make_server(
+    entry: str, host: str, port: int, options: Optional[Dict[str, Any]] = None, limits: Optional[Limits] = None
+) -> Server:
     """Bind the server and start ``load()`` in the background; call ``serve_forever()`` next."""
-    state = AdapterState(entry, dict(options or {}))
-    handler = type("BoundHandler", (Handler,), {"state": state})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    threading.Thread(target=state.load, name="vdbench-load", daemon=True).start()
-    return server
+    limits = limits or Limits.from_env()
+    return _bind(AdapterState(entry, dict(options or {})), tcp_listener(host, port, limits), limits)
 
 
-class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """HTTP over a Unix socket (the ``network: none`` sandbox): one thread per request."""
-
-    daemon_threads = True
-
-    def server_bind(self) -> None:
-        path = str(self.server_address)
-        if os.path.exists(path):  # a stale socket from a previous start of the same container
-            os.unlink(path)
-        socketserver.UnixStreamServer.server_bind(self)
-        # the harness may run as another user than the container's: let it connect
-        os.chmod(path, 0o777)
-
-
-def make_unix_server(entry: str, path: str, options: Optional[Dict[str, Any]] = None) -> UnixHTTPServer:
+def make_unix_server(entry: str, path: str, options: Optional[Dict[str, Any]] = None, limits: Optional[Limits] = None) -> Server:
     """Like :func:`make_server`, listening on the Unix socket ``path`` instead of TCP."""
-    state = AdapterState(entry, dict(options or {}))
-    handler = type("BoundHandler", (Handler,), {"state": state})
-    server = UnixHTTPServer(path, handler)
-    threading.Thread(target=state.load, name="vdbench-load", daemon=True).start()
-    return server
+    limits = limits or Limits.from_env()
+    return _bind(AdapterState(entry, dict(options or {})), unix_listener(path, limits), limits)

@@ -19,6 +19,7 @@ from pytest_vdbench.endpoint import AdapterError
 from pytest_vdbench.manifest import Case
 from pytest_vdbench.protocols import NotSupported
 from pytest_vdbench.run import ModelNotReady, ModelRun, ModelUnavailable
+from pytest_vdbench.runtime import ResourceUsage
 from pytest_vdbench.runtime.host import format_bytes
 
 
@@ -278,6 +279,20 @@ def test_quality(vdbench_run: ModelRun, vdbench_case: Case, request: pytest.Fixt
         pytest.skip(f"no expect.quality bounds; scores: {', '.join(f'{k}={v:.3g}' for k, v in sorted(scores.items()))}")
 
 
+def _log_problems(run: ModelRun, usage: ResourceUsage | None, limit: int | None) -> list[str]:
+    """The model's output volume per call (startup included) against expect.budgets.log_bytes."""
+    calls = sum(len(r.latencies) + (r.fit_seconds is not None) for r in run.cases.values())
+    if limit is None or usage is None or usage.log_bytes is None or not calls:
+        return []
+    per_call = usage.log_bytes / calls
+    if per_call <= limit:
+        return []
+    return [
+        f"the model wrote {format_bytes(int(per_call))} of logs per call ({format_bytes(usage.log_bytes)} over {calls} "
+        f"calls), over expect.budgets.log_bytes {format_bytes(limit)}: print less, or raise the budget"
+    ]
+
+
 def test_budget(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     """Within the resource limits and budgets: not OOM-killed, memory, startup and latency."""
     _started(vdbench_run)
@@ -313,6 +328,10 @@ def test_budget(vdbench_run: ModelRun, vdbench_case: Case) -> None:
         problems.append(
             f"median generation time {latency:.3f}s exceeds expect.budgets.generate_seconds {budgets.generate_seconds:g}s"
         )
+    notes = run.case_result(vdbench_case).timing_notes
+    if notes and problems and problems[-1].startswith("median generation time"):
+        problems[-1] += f" (the server's own timing was not believed: {notes[0]})"
+    problems += _log_problems(run, usage, budgets.log_bytes)
     rss = run.case_result(vdbench_case).rss[run.spec.manifest.warmup_rounds :]
     if len(rss) >= 3 and all(b > a for a, b in itertools.pairwise(rss)) and rss[-1] - rss[0] > budgets.memory_growth:
         problems.append(

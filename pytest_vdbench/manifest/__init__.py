@@ -133,6 +133,11 @@ class Budgets(_Frozen):
     memory_growth: Bytes = Field(
         64 * 1024**2, description="fail when the adapter's peak RSS rises on every timed call by more than this in total"
     )
+    log_bytes: Bytes | None = Field(
+        1024**2,
+        description="most the model may write to stdout/stderr per generate/fit call on average (startup included); "
+        "null: unlimited",
+    )
 
 
 class Bound(_Frozen):
@@ -236,6 +241,11 @@ class Sandbox(_Frozen):
         "bridge",
         description="none: the container gets no network at all; the harness talks to the adapter over a "
         "Unix socket on a mounted directory instead of TCP (native protocol only)",
+    )
+    build_network: Literal["default", "none"] = Field(
+        "default",
+        description="network for the image build's RUN steps: default (the engine's bridge, so pip can install) or "
+        "none (no network while building: dependencies must come from the context or the base image)",
     )
 
 

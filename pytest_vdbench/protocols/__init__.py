@@ -161,6 +161,6 @@ def client_for(
 
 def ready_probe(
     manifest: Manifest, endpoint: Endpoint, registry: ProtocolRegistry | None = None
-) -> Callable[[], tuple[int, dict[str, Any]]]:
-    """What a runtime polls until the model is ready: the protocol client's ``ready`` (5 s per request)."""
+) -> Callable[..., tuple[int, dict[str, Any]]]:
+    """What a runtime polls until the model is ready: the protocol client's ``ready(timeout=5.0)`` (total per probe)."""
     return client_for(manifest, endpoint, timeout=5.0, registry=registry).ready

@@ -23,7 +23,7 @@ import numpy as np
 from pytest_vdbench.endpoint import AdapterError, Endpoint, Generation
 from pytest_vdbench.manifest import CogOptions
 from pytest_vdbench.protocols._http import WIRE_FACTOR, WIRE_SLACK, Http, parse_object
-from pytest_vdbench.protocols.base import NotSupported, declared_requirements
+from pytest_vdbench.protocols.base import NotSupported, declared_requirements, server_time
 from pytest_vdbench.protocols.decode import DecodeError, decode_data_url, decode_file, decode_json_value
 
 __all__ = ["CogClient", "cog_inputs", "cog_readiness", "decode_cog_output", "setup_seconds"]
@@ -135,13 +135,13 @@ class CogClient:
         self.options = options or CogOptions()
         self._http = Http(endpoint, timeout)
 
-    def live(self) -> tuple[int, dict[str, Any]]:
+    def live(self, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
         """Cog's health check answers 200 whenever the server is up (whatever its status)."""
-        status, body = self._http.get_json("/health-check", timeout=5.0)
+        status, body = self._http.get_json("/health-check", timeout=timeout)
         return status, {"status": body.get("status", body.get("error", ""))}
 
-    def ready(self) -> tuple[int, dict[str, Any]]:
-        status, body = self._http.get_json("/health-check", timeout=5.0)
+    def ready(self, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+        status, body = self._http.get_json("/health-check", timeout=timeout)
         if status != 200:
             return (500 if status == 500 else 503), {"status": f"GET /health-check answered {status}", **body}
         return cog_readiness(body)
@@ -212,12 +212,11 @@ class CogClient:
                 "(expect.max_output_bytes)"
             )
         predict_time = _mapping(body.get("metrics")).get("predict_time")
+        seconds, note = server_time(predict_time, total, len(data), "Cog metrics.predict_time")
+        if predict_time is None:
+            seconds, note = total, None
         return Generation(
-            output=output,
-            server_seconds=float(predict_time) if isinstance(predict_time, (int, float)) else total,
-            total_seconds=total,
-            peak_rss_bytes=None,
-            nbytes=len(data),
+            output=output, server_seconds=seconds, total_seconds=total, peak_rss_bytes=None, nbytes=len(data), timing_note=note
         )
 
     def fit(

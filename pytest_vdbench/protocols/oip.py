@@ -44,15 +44,16 @@ class OipClient:
         self._http = Http(endpoint, timeout)
         self._declared: dict[str, str] | None = None  # input name -> datatype, from the model's metadata
 
-    def live(self) -> tuple[int, dict[str, Any]]:
-        return self._http.get_json("/v2/health/live", timeout=5.0)
+    def live(self, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+        return self._http.get_json("/v2/health/live", timeout=timeout)
 
-    def ready(self) -> tuple[int, dict[str, Any]]:
+    def ready(self, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
         """200 once the server and the model are ready; 503 (with what was seen) before."""
-        status, body = self._http.get_json("/v2/health/ready", timeout=5.0)
+        deadline = time.monotonic() + timeout
+        status, body = self._http.get_json("/v2/health/ready", timeout=timeout)
         if status != 200:
             return 503, {"status": f"GET /v2/health/ready answered {status}", **body}
-        status, body = self._http.get_json(f"{self.model_path}/ready", timeout=5.0)
+        status, body = self._http.get_json(f"{self.model_path}/ready", timeout=max(0.01, deadline - time.monotonic()))
         if status != 200:
             return 503, {"status": f"GET {self.model_path}/ready answered {status}", **body}
         return 200, {"status": "ready"}

@@ -40,10 +40,12 @@ class ReportRow(TypedDict, total=False):
     timings: dict[str, Any]
     timing_valid: bool
     timing_reason: str
+    timing_notes: list[str]
     peak_memory_bytes: int | None
     mean_memory_bytes: int | None
     cpu_percent: float | None
     oom_killed: bool | None
+    log_bytes: int | None
     quality: dict[str, float]
     quality_by_case: dict[str, dict[str, float]]
     metadata: dict[str, Any] | None
@@ -120,6 +122,8 @@ def _timing_fields(run: ModelRun, opts: dict[str, Any]) -> ReportRow:
         "timings": {"startup": startup, "generate": generate, "fit": fit},
         "timing_valid": bool(generate) and not invalid,
         "timing_reason": "; ".join(invalid) if generate else "no timed generation rounds",
+        # the server's timing claims that were impossible: those rounds are timed by the round trip
+        "timing_notes": sorted({n for r in run.cases.values() for n in r.timing_notes}),
     }
 
 
@@ -129,6 +133,7 @@ def _resource_fields(usage: ResourceUsage | None) -> ReportRow:
         "mean_memory_bytes": usage.mean_memory_bytes if usage else None,
         "cpu_percent": usage.cpu_percent if usage else None,
         "oom_killed": usage.oom_killed if usage else None,
+        "log_bytes": usage.log_bytes if usage else None,  # all the model wrote to stdout/stderr
     }
 
 

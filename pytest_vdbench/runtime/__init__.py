@@ -48,6 +48,7 @@ class ResourceUsage:
     source: str = ""
     #: the scheduler's word on the end, e.g. ``Slurm job 12 CANCELLED`` (None for local runtimes)
     detail: str | None = None
+    log_bytes: int | None = None  # everything the model wrote to stdout/stderr so far
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Instance(Protocol):
 
 #: (manifest, endpoint) -> what to poll until the model is ready; the session hands runtimes the
 #: protocol client's ``ready`` this way, so a runtime imports no client
-ReadyProbe = Callable[["Manifest", Endpoint], Callable[[], tuple[int, dict[str, Any]]]]
+ReadyProbe = Callable[["Manifest", Endpoint], Callable[..., tuple[int, dict[str, Any]]]]
 
 
 class ServerFacts(Protocol):
@@ -217,7 +218,7 @@ def builtin_runtimes() -> RuntimeRegistry:
 
 
 def wait_ready(
-    probe: Callable[[], tuple[int, dict[str, object]]],
+    probe: Callable[..., tuple[int, dict[str, object]]],
     *,
     timeout: float,
     alive: Callable[[], str | None],
@@ -227,7 +228,8 @@ def wait_ready(
 ) -> float:
     """Poll the readiness endpoint until 200; return seconds waited.
 
-    ``probe`` returns (status, body) and raises OSError while nothing listens; ``alive`` returns a
+    ``probe(timeout=...)`` returns (status, body) within that many seconds and raises OSError while
+    nothing listens (or nothing answers in time); ``alive`` returns a
     reason string once the process/container has exited. A 500 means ``load()`` failed: stop at
     once with its traceback (or the protocol's setup logs) instead of waiting out the timeout.
     """
@@ -242,7 +244,8 @@ def wait_ready(
                 raise StartupError(f"{what} exited before it was ready: {dead}", logs())
             next_alive_check = time.monotonic() + 0.25
         try:
-            status, body = probe()
+            # each probe is bounded by what is left of the wait: a server dripping its answer cannot stretch it
+            status, body = probe(timeout=max(0.05, min(5.0, timeout - (time.monotonic() - start))))
         except OSError as exc:
             last = f"not listening ({exc.__class__.__name__})"
         else:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -53,6 +55,62 @@ LABEL_MODEL = "org.vdbench.model"
 LABEL_TESTRUN = "org.vdbench.testrun"
 SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (bind mount)
 
+# -- container options against hostile neighbours (#17) -----------------------------------------
+# Kept together so the container plan (runtime/plan.py) can take them over as they are.
+CONTAINER_UID = 10001  # the user every model runs as; it must own the sandbox's socket
+LOG_MAX_SIZE, LOG_MAX_FILES = "10m", 3  # the engine keeps at most 30 MiB of a container's logs
+NOFILE = 4096  # open files per container (the adapter server caps connections at 512)
+SOCKET_DIR_BYTES = 256 * 1024  # the sandbox's socket folder: a tmpfs this small (when the host can mount)
+
+
+def neighbour_limits() -> dict[str, Any]:
+    """docker-py run() options that keep one model from filling the engine's disk or file table."""
+    import docker.types
+
+    return {
+        "log_config": docker.types.LogConfig(type="json-file", config={"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)}),
+        "ulimits": [docker.types.Ulimit(name="nofile", soft=NOFILE, hard=NOFILE)],
+    }
+
+
+def make_socket_dir() -> Path:
+    """A fresh host folder for the sandbox's socket: a tiny tmpfs when this process may mount one.
+
+    The container's user may create the socket there and, once the model is ready,
+    :func:`lock_socket_dir` takes even that away: the adapter can neither fill the host's disk
+    through it nor swap its socket for a symlink to another host socket.
+    """
+    path = Path(tempfile.mkdtemp(prefix="vdbench-sock-"))  # short: a socket path is limited to 107 bytes
+    if os.geteuid() == 0 and shutil.which("mount"):
+        options = f"size={SOCKET_DIR_BYTES},nr_inodes=16,mode=0733,nosuid,nodev,noexec"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "vdbench-sock", str(path)], capture_output=True, check=False)
+    path.chmod(0o733)  # the container's user creates the socket; nobody else lists it
+    return path
+
+
+def lock_socket_dir(path: Path) -> None:
+    """After readiness: only the verified socket stays, and the folder is no longer writable by the model."""
+    sock = path / "adapter.sock"
+    info = sock.lstat()
+    if not stat.S_ISSOCK(info.st_mode) or info.st_uid != CONTAINER_UID:
+        raise StartupError(
+            f"{sock} is not a socket owned by uid {CONTAINER_UID} (mode {stat.filemode(info.st_mode)}, uid {info.st_uid}): "
+            "the sandboxed adapter tampered with its socket folder",
+            "",
+        )
+    for entry in path.iterdir():
+        if entry.name != "adapter.sock":
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    path.chmod(0o711)
+
+
+def remove_socket_dir(path: Path) -> None:
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+    with contextlib.suppress(OSError):
+        path.chmod(0o700)
+    shutil.rmtree(path, ignore_errors=True)
+
 
 def docker_unavailable() -> str | None:
     """None when a Docker engine answers; otherwise why not, worded for a skip or notice."""
@@ -87,6 +145,8 @@ class AdapterReadyWait(WaitStrategy):
             logs=inst.logs,
             what=f"container of {inst.spec.id}",
         )
+        if inst.socket_dir is not None:
+            lock_socket_dir(inst.socket_dir)
 
 
 class DockerInstance:
@@ -119,6 +179,8 @@ class DockerInstance:
         self.reservation: Reservation | None = None
         self.on_stop: Callable[[], None] | None = None
         self._stop_sampling = threading.Event()
+        self._log_bytes = 0
+        self._log_stream: Any = None
         m = spec.manifest
         r = m.resources
         self.port = protocol.port(m)
@@ -129,11 +191,10 @@ class DockerInstance:
         sandbox = sandbox or m.sandbox.network == "none"
         listen = ["--host", "0.0.0.0", "--port", str(self.port)]
         if sandbox:
-            # short path: a Unix socket's path is limited to 107 bytes
-            self.socket_dir = Path(tempfile.mkdtemp(prefix="vdbench-sock-"))
-            self.socket_dir.chmod(0o733)  # the container's user creates the socket; nobody else lists it
+            self.socket_dir = make_socket_dir()
             listen = ["--unix-socket", f"{SOCKET_DIR}/adapter.sock"]
-            self.endpoint = Endpoint("sandbox", 0, unix_socket=str(self.socket_dir / "adapter.sock"))
+            sock = str(self.socket_dir / "adapter.sock")
+            self.endpoint = Endpoint("sandbox", 0, unix_socket=sock, socket_owner=CONTAINER_UID)
         # docker-py's run() arguments: testcontainers' with_kwargs() replaces what an earlier call
         # gave rather than merging, so they are gathered here and handed over once
         run_kwargs: dict[str, Any] = {
@@ -143,10 +204,11 @@ class DockerInstance:
             "nano_cpus": int(r.cpus * 1e9),
             "shm_size": r.shm,
             "pids_limit": r.pids,
-            "user": "10001:10001",
+            "user": f"{CONTAINER_UID}:{CONTAINER_UID}",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "read_only": True,
+            **neighbour_limits(),
         }
         self.container = DockerContainer(image).with_envs(**env).with_tmpfs_mount("/tmp", "size=1g")
         command = protocol.command(m, listen)
@@ -191,6 +253,20 @@ class DockerInstance:
         self._record()
         self._cpu0 = self._cpu_last
         threading.Thread(target=self._sample, name=f"vdbench-stats-{self.spec.id}", daemon=True).start()
+        threading.Thread(target=self._count_logs, name=f"vdbench-logs-{self.spec.id}", daemon=True).start()
+
+    def _count_logs(self) -> None:
+        """Follow the container's output and count it: the log cap bounds the disk, this measures the noise."""
+        try:
+            self._log_stream = self._wrapped().logs(stream=True, follow=True)
+            for chunk in self._log_stream:
+                self._log_bytes += len(chunk)
+        except Exception:
+            pass  # the container went away: the count so far stands
+        finally:
+            with contextlib.suppress(Exception):
+                if self._log_stream is not None:
+                    self._log_stream.close()
 
     def _wrapped(self) -> Any:
         return self.container.get_wrapped_container()
@@ -282,6 +358,7 @@ class DockerInstance:
             gpu_memory_bytes=gpu_memory,
             gpu_utilization=gpu_util,
             source="cgroup files" if self._cgroup is not None else "docker stats API",
+            log_bytes=self._log_bytes,
         )
 
     def _host_pids(self) -> set[int]:
@@ -309,7 +386,7 @@ class DockerInstance:
         usage.running = False
         self._final = usage
         if self.socket_dir is not None:
-            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            remove_socket_dir(self.socket_dir)
         if self.on_stop is not None:
             self.on_stop()
         return usage
@@ -328,7 +405,8 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
         plan = plan_image(spec.context_dir, image.dockerfile, image.args, tag, client=client)
     except FileNotFoundError as exc:
         raise ImageBuildError(spec.name, f"{exc} (image.context / image.dockerfile in {spec.path})", [], None) from None
-    result = build_image(client, plan, spec.name, log_dir, stream)
+    network = "none" if spec.manifest.sandbox.build_network == "none" else None
+    result = build_image(client, plan, spec.name, log_dir, stream, network_mode=network)
     return BuildInfo(
         image=result.tag,
         image_id=result.image_id,

@@ -388,8 +388,12 @@ def docker_build(
     labels: Mapping[str, str],
     log: BuildLog,
     name: str,
+    network_mode: str | None = None,
 ) -> str:
-    """Run one docker build from a tar ``context``; return the image id or raise ``ImageBuildError``."""
+    """Run one docker build from a tar ``context``; return the image id or raise ``ImageBuildError``.
+
+    ``network_mode="none"``: the RUN steps get no network (``sandbox.build_network: none``).
+    """
     image_id: str | None = None
     error: str | None = None
     pending = ""
@@ -405,6 +409,7 @@ def docker_build(
             forcerm=True,
             pull=False,
             decode=True,
+            network_mode=network_mode,
         )
         for chunk in chunks:
             if isinstance(chunk.get("stream"), str):
@@ -442,6 +447,7 @@ def build_image(
     stream: Callable[[str], None] | None = None,
     *,
     lock_dir: Path | None = None,
+    network_mode: str | None = None,
 ) -> BuildResult:
     """Build ``plan`` as ``vdbench/<name>:<hash>`` unless that tag exists (then ``cached=True``).
 
@@ -475,6 +481,7 @@ def build_image(
                 labels={KIND_LABEL: "model", MODEL_LABEL: name, HASH_LABEL: plan.digest},
                 log=log,
                 name=name,
+                network_mode=network_mode,
             )
             seconds = time.monotonic() - start
             log.line(f"vdbench: built {tag} ({image_id}) in {seconds:.1f}s")

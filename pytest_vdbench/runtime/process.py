@@ -146,6 +146,7 @@ class ProcessInstance:
             running=code is None,
             samples=len(samples),
             source="process (/proc; no limits applied)",
+            log_bytes=self.log_path.stat().st_size if self.log_path.exists() else None,
         )
 
     def stop(self) -> ResourceUsage:
@@ -159,7 +160,7 @@ class ProcessInstance:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+                self.proc.wait()  # SIGKILL cannot be refused; reaping it leaves no unclosed Popen behind
         usage.running = False
         self._final = usage
         return usage

@@ -170,7 +170,7 @@ def installed_metrics() -> MetricRegistry:
         except Exception:
             continue
     registry = builtin_registry()
-    manager.hook.pytest_vdbench_add_metrics(registry=registry)
+    manager.hook.pytest_vdbench_add_metrics(registry=registry, config=None)
     return registry
 
 
@@ -375,6 +375,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(Manifest.model_json_schema(), indent=2))
         return 0
+    if args.diffusers_kit:
+        from pytest_vdbench.tools.sdk_doc import diffusers_kit_markdown
+
+        print(diffusers_kit_markdown(), end="")
+        return 0
     text = manifest_reference()
     target: Path | None = args.write or args.check
     if target is None:
@@ -401,6 +406,7 @@ def _add_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     kind = sch.add_mutually_exclusive_group()
     kind.add_argument("--markdown", action="store_true", help="the manifest reference as Markdown (the default)")
     kind.add_argument("--json", action="store_true", help="the manifest's JSON Schema (for editors)")
+    kind.add_argument("--diffusers-kit", action="store_true", help="the DiffusersVideoAdapter reference (docs/diffusers-kit.md)")
     where = sch.add_mutually_exclusive_group()
     where.add_argument("--write", type=Path, metavar="FILE", help="replace the generated section of FILE (e.g. CONTRIBUTING.md)")
     where.add_argument("--check", type=Path, metavar="FILE", help="exit 1 if FILE's generated section is out of date")

@@ -7,6 +7,7 @@ generated test that checks it fail (see tests/test_conformance.py).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -35,6 +36,7 @@ FAULTS = (
     "malformed",
     "oversized",
     "swapped_frames",
+    "chatty",
 )
 
 
@@ -75,6 +77,9 @@ class ToyVideo(ModelAdapter):
             raise RuntimeError("CUDA error: an illegal memory access was encountered (toy generate_crash)")
         if self.fault == "exit":
             os._exit(3)
+        if self.fault == "chatty":  # 2 MiB of log lines per call: fills an engine's disk without a cap
+            sys.stderr.write(("debug: tensor stats " + "." * 1000 + "\n") * 2048)
+            sys.stderr.flush()
         if self.fault == "slow" or self.delay:
             time.sleep(self.delay or 0.5)
         if self.fault == "flaky" and self.calls % 2 == 0:
