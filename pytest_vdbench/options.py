@@ -13,7 +13,7 @@ import pytest
 
 __all__ = ["RUNTIMES", "VdbenchOptions", "addoption", "project_root"]
 
-RUNTIMES = ("docker", "process")
+RUNTIMES = ("docker", "process", "slurm")
 DEFAULT_MIN_ROUNDS = 3
 DEFAULT_MIN_DURATION = 1.0
 DEFAULT_REGRESSION_THRESHOLD = 0.10
@@ -104,8 +104,8 @@ def addoption(parser: pytest.Parser) -> None:
         type=parse_runtime,
         default=None,
         metavar="RUNTIME",
-        help="Where models run: docker or process. Default: ini vdbench_runtime, else docker, "
-        "falling back to process (with a notice) when no Docker engine answers.",
+        help="Where models run: docker, process or slurm (each model a Slurm job; see --vdbench-registry). "
+        "Default: ini vdbench_runtime, else docker, falling back to process (with a notice) when no Docker engine answers.",
     )
     group.addoption(
         "--vdbench-report",
@@ -221,8 +221,9 @@ def addoption(parser: pytest.Parser) -> None:
         default="",
     )
     _add_store_options(parser, group)
+    _add_slurm_options(group, parser)
     parser.addini("vdbench_suites", "Suite directories or manifests (default: model_suites).", type="paths", default=[])
-    parser.addini("vdbench_runtime", "Default runtime: docker or process.", default="")
+    parser.addini("vdbench_runtime", "Default runtime: docker, process or slurm.", default="")
     parser.addini("vdbench_report", "Default report directory.", default="")
 
 
@@ -288,6 +289,56 @@ def _add_store_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None
     parser.addini("vdbench_store", f"Results store URL or path, or none (default {DEFAULT_STORE}).", default="")
     parser.addini("vdbench_reuse", "Reuse unchanged models' stored results (see --vdbench-reuse).", type="bool", default=False)
     parser.addini("vdbench_reuse_max_age", "Oldest results --vdbench-reuse takes (e.g. 7d).", default="")
+
+
+def _add_slurm_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    """--vdbench-registry and --vdbench-slurm-*: read by runtime.slurm.SlurmOptions (README: Running on a cluster)."""
+    group.addoption(
+        "--vdbench-registry",
+        default=None,
+        metavar="HOST:PORT[/PREFIX]",
+        help="slurm runtime: the registry the nodes pull from; each image is pushed once per content hash "
+        "and run by digest. Default: ini vdbench_registry.",
+    )
+    group.addoption(
+        "--vdbench-slurm-dir",
+        default=None,
+        metavar="DIR",
+        help="slurm runtime: the run directory on a filesystem shared with the nodes (job scripts, logs, "
+        "rendezvous files). Default: ini vdbench_slurm_dir or ~/.cache/vdbench/slurm.",
+    )
+    group.addoption(
+        "--vdbench-slurm-launcher",
+        default=None,
+        metavar="NAME",
+        help="slurm runtime: what starts the container on the node: docker, podman, apptainer or pyxis "
+        "(the last two untested here). Default: ini vdbench_slurm_launcher or docker.",
+    )
+    group.addoption(
+        "--vdbench-slurm-partition",
+        default=None,
+        metavar="NAME",
+        help="slurm runtime: sbatch --partition. Default: ini vdbench_slurm_partition or the cluster's default.",
+    )
+    group.addoption(
+        "--vdbench-slurm-queue-timeout",
+        type=parse_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="slurm runtime: fail test_health when a job stays PENDING longer (overrides every manifest's "
+        "timeouts.queue). Default: ini vdbench_slurm_queue_timeout, else timeouts.queue (10m).",
+    )
+    parser.addini("vdbench_registry", "slurm runtime: registry HOST:PORT[/prefix] (see --vdbench-registry).", default="")
+    parser.addini("vdbench_slurm_dir", "slurm runtime: shared run directory (see --vdbench-slurm-dir).", default="")
+    parser.addini("vdbench_slurm_launcher", "slurm runtime: docker, podman, apptainer or pyxis.", default="")
+    parser.addini("vdbench_slurm_partition", "slurm runtime: sbatch --partition.", default="")
+    parser.addini("vdbench_slurm_queue_timeout", "slurm runtime: longest PENDING wait (overrides timeouts.queue).", default="")
+    parser.addini(
+        "vdbench_slurm_gpu_constraints",
+        "slurm runtime: GPU memory to --constraint, e.g. '16g=gpumem16g 80g=a100_80g' (smallest that fits).",
+        default="",
+    )
+    parser.addini("vdbench_slurm_sbatch_args", "slurm runtime: extra sbatch arguments (e.g. --account=abc).", default="")
 
 
 def project_root(config: pytest.Config) -> Path:

@@ -159,6 +159,12 @@ class VdbenchSession:
         #: one id for the whole run, shared by xdist workers (containers carry it as a label)
         self.testrun: str = self.role.workerinput["vdbench_testrun"] if self.role.is_worker else uuid.uuid4().hex[:12]
         _sigterm_interrupts()
+        if options.runtime == "slurm" and not self.role.is_worker:  # one clear line before any test, not one per model
+            from pytest_vdbench.runtime.slurm import SlurmOptions
+
+            problems = SlurmOptions.from_config(config).problems()
+            if problems:
+                raise pytest.UsageError("\n".join(problems))
 
     @staticmethod
     def _neighbours(config: pytest.Config, options: VdbenchOptions) -> None:
@@ -202,6 +208,7 @@ class VdbenchSession:
             verbose=self.config.get_verbosity() > 0,
             is_worker=self.role.is_worker,
             reserve_timeout=self.options.reserve_timeout,
+            options=self._runtime_options(wanted),
         )
         try:
             return registry.create(wanted, context)
@@ -211,6 +218,14 @@ class VdbenchSession:
             self.docker_fallback = str(exc)
             self._notice(f"vdbench: {exc}; running models as local processes instead (--vdbench-runtime process)")
         return registry.create("process", context)
+
+    def _runtime_options(self, wanted: str) -> dict[str, object]:
+        """Runtime-specific options parsed from the command line (slurm: SlurmOptions)."""
+        if wanted != "slurm":
+            return {}
+        from pytest_vdbench.runtime.slurm import SlurmOptions
+
+        return {"slurm": SlurmOptions.from_config(self.config)}
 
     @property
     def protocols(self) -> ProtocolRegistry:
@@ -348,7 +363,7 @@ class VdbenchSession:
         registry = self.config.stash.get(RUNTIMES_KEY, None) or builtin_runtimes()
         removed = registry.sweep_testrun(self.options.runtime or "docker", self.testrun)
         if removed:
-            self._notice(f"vdbench: removed {removed} container(s) left by crashed xdist worker(s)")
+            self._notice(f"vdbench: removed {removed} container(s) or job(s) left by crashed xdist worker(s)")
 
 
 def _log_dirs(options: VdbenchOptions, role: XdistRole) -> tuple[Path, Path]:

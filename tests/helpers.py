@@ -9,7 +9,10 @@ from typing import Any, Protocol
 
 import pytest
 
-__all__ = ["ADAPTERS", "ROOT", "RunVdbench", "containers", "docker_or_skip", "toy_manifest", "toy_scorer_manifest"]
+__all__ = [
+    "ADAPTERS", "REGISTRY", "ROOT", "RunVdbench", "containers", "docker_or_skip", "slurm_jobs", "slurm_or_skip",
+    "toy_manifest", "toy_scorer_manifest",
+]  # fmt: skip
 
 ADAPTERS = Path(__file__).parent / "adapters"
 ROOT = Path(__file__).parent.parent
@@ -36,6 +39,29 @@ def docker_or_skip() -> None:
         if os.environ.get("VDBENCH_REQUIRE_DOCKER") == "1":
             pytest.fail(f"VDBENCH_REQUIRE_DOCKER=1 but {reason}")
         pytest.skip(reason)
+
+
+REGISTRY = os.environ.get("VDBENCH_REGISTRY", "127.0.0.1:5077")  # scripts/start-slurm.sh's registry
+
+
+def slurm_or_skip() -> None:
+    """Skip without the test cluster, except in CI (VDBENCH_REQUIRE_SLURM=1), where it is a failure."""
+    from pytest_vdbench.runtime.registry import parse_registry
+    from pytest_vdbench.runtime.slurm import slurm_unavailable
+
+    reason = slurm_unavailable()
+    if reason is None and (why := parse_registry(REGISTRY).unreachable()) is not None:
+        reason = f"{why} (VDBENCH_REGISTRY; scripts/start-slurm.sh starts one)"
+    if reason:
+        if os.environ.get("VDBENCH_REQUIRE_SLURM") == "1":
+            pytest.fail(f"VDBENCH_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+
+
+def slurm_jobs(model: str) -> list[str]:
+    """Ids of queued or running Slurm jobs of ``model`` (their --comment names it)."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i|%k"], capture_output=True, text=True, check=True).stdout
+    return [job for job, _, comment in (line.partition("|") for line in out.splitlines()) if f"model={model}" in comment.split()]
 
 
 def containers(*models: str) -> list[str]:

@@ -206,6 +206,7 @@ class Timeouts(_Frozen):
     fit: Seconds = Field(900.0, description="one fit request (tabular)")
     build: Seconds = Field(1800.0, description="one image build (docker runtime); a build past it fails test_build")
     score: Seconds = Field(300.0, description="one score request (kind: metric)")
+    queue: Seconds = Field(600.0, description="slurm runtime: longest a job may stay PENDING before test_health fails")
 
 
 class Budgets(_Frozen):

@@ -32,6 +32,7 @@ class ReportRow(TypedDict, total=False):
     build_seconds: float | None
     build_cached: bool | None
     startup_seconds: float | None
+    startup_phases: dict[str, float] | None
     generate_seconds_median: float | None
     generate_seconds_p90: float | None
     generate_case: str | None
@@ -116,6 +117,8 @@ def _timing_fields(run: ModelRun, opts: dict[str, Any]) -> ReportRow:
     fits = [r.fit_seconds for r in run.cases.values() if r.fit_seconds is not None]
     return {
         "startup_seconds": run.instance.startup_seconds if run.instance is not None else None,
+        # slurm: submit→ready split into queue wait, image pull and container start
+        "startup_phases": getattr(run.instance, "phases", None) or None,
         "generate_seconds_median": headline[1]["median"] if headline else None,
         "generate_seconds_p90": headline[1]["p90"] if headline else None,
         "generate_case": headline[0] if headline else None,

@@ -46,6 +46,8 @@ class ResourceUsage:
     gpu_memory_bytes: int | None = None
     gpu_utilization: float | None = None
     source: str = ""
+    #: the scheduler's word on the end, e.g. ``Slurm job 12 CANCELLED`` (None for local runtimes)
+    detail: str | None = None
     log_bytes: int | None = None  # everything the model wrote to stdout/stderr so far
 
 
@@ -222,10 +224,27 @@ def _process(context: RuntimeContext) -> Runtime:
     return ProcessRuntime(context.work_dir / "logs", context.ready_probe)
 
 
+def _slurm(context: RuntimeContext) -> Runtime:
+    from pytest_vdbench.runtime.docker import docker_unavailable
+    from pytest_vdbench.runtime.slurm import SlurmRuntime
+
+    reason = docker_unavailable()  # images are built on this host, then pushed to the registry
+    if reason is not None:
+        raise RuntimeUnavailable(f"the slurm runtime builds images here: {reason}")
+    return SlurmRuntime(context)
+
+
+def _slurm_sweep(testrun: str) -> int:
+    from pytest_vdbench.runtime.slurm import cancel_jobs, slurm_unavailable
+
+    return 0 if slurm_unavailable() is not None else len(cancel_jobs(f"run={testrun}"))
+
+
 def builtin_runtimes() -> RuntimeRegistry:
     registry = RuntimeRegistry()
     registry.add("docker", _docker, sweep_testrun=_docker_sweep)
     registry.add("process", _process)
+    registry.add("slurm", _slurm, sweep_testrun=_slurm_sweep)
     return registry
 
 

@@ -99,7 +99,7 @@ def unmet_requirements(spec: ModelSpec, host: HostInfo, *, runtime: str) -> str 
     """Why ``spec`` cannot run on ``host``, worded for a skip; None when it can."""
     m = spec.manifest
     missing: list[str] = []
-    if m.requires.gpu or m.resources.gpus:
+    if (m.requires.gpu or m.resources.gpus) and runtime != "slurm":  # under Slurm the scheduler decides
         count = max(1, m.resources.gpus)
         fitting = [g for g in host.gpus if g.memory_total >= m.resources.gpu_memory]
         if len(fitting) < count:

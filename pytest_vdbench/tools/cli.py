@@ -111,6 +111,16 @@ def cmd_clean(args: argparse.Namespace) -> int:
     """Remove containers of vdbench runs whose process is gone (after a hard kill; normal runs clean up)."""
     from pytest_vdbench.runtime.docker import LABEL_RUN, sweep, sweep_dead
 
+    if args.slurm:
+        from pytest_vdbench.runtime.slurm import cancel_jobs, slurm_unavailable
+
+        reason = slurm_unavailable()
+        if reason is not None:
+            print(f"vdbench clean --slurm: {reason}", file=sys.stderr)
+            return 1
+        jobs = sorted({*cancel_jobs(f"run={args.run}"), *cancel_jobs(f"proc={args.run}")}) if args.run else cancel_jobs("")
+        print(f"cancelled {len(jobs)} vdbench Slurm job(s){': ' + ' '.join(jobs) if jobs else ''}")
+        return 0
     with closing(_client()) as client:
         if args.run or args.all:
             removed = sweep(client, {LABEL_RUN: args.run or ""})
@@ -129,6 +139,11 @@ def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     clean.add_argument("--run", metavar="ID", help="only the containers of this run id (label org.vdbench.run)")
     clean.add_argument(
         "--all", action="store_true", help="every vdbench container on the engine, live runs' and other users' too"
+    )
+    clean.add_argument(
+        "--slurm",
+        action="store_true",
+        help="scancel the Slurm jobs of vdbench runs instead (all of yours, or --run ID's: the run id in their --comment)",
     )
     clean.set_defaults(func=cmd_clean)
 

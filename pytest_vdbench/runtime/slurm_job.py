@@ -1,0 +1,342 @@
+"""The Slurm batch script of one model: a container description rendered through a launcher.
+
+Pure functions, no Slurm and no engine: ``container_for`` turns a resolved manifest and an image
+reference into a ``Container``; ``render_script`` renders it as a bash batch script with one of
+the ``LAUNCHERS`` (docker, podman: run for real in the tests; apptainer, pyxis: rendered only).
+
+What the script does on the node, in order, each step appended as one JSON line to the
+rendezvous file ``<run dir>/job-<id>.events`` (the harness reads it from the shared run dir):
+``start`` (node, address, GPUs) → pull the image unless present → ``pulled`` → pick a free port,
+start the container publishing the adapter there → ``running`` (host, port) → sample the
+container's cgroup into ``job-<id>.usage`` every half second → ``exit`` (exit code, OOM flag,
+peak memory). SIGTERM (``scancel``, ``--time``) runs the same ending and removes the container.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pytest_vdbench.manifest import ModelSpec
+from pytest_vdbench.runtime import ServerFacts
+
+__all__ = ["LAUNCHERS", "Container", "JobFiles", "Launcher", "container_for", "render_script"]
+
+HARDENING_USER = "10001:10001"
+STATE_FORMAT = "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Pid}}"
+
+
+@dataclass(frozen=True)
+class Container:
+    """Everything a launcher needs to run one model's container (the plan's Slurm-relevant part)."""
+
+    image: str
+    name: str
+    command: tuple[str, ...] | None  # None: the image's CMD
+    env: Mapping[str, str]
+    port: int  # the port the server listens on inside the container
+    cpus: float
+    memory: int
+    shm: int
+    pids: int
+    gpus: int
+    labels: Mapping[str, str]
+    mounts: tuple[tuple[str, str, str], ...] = ()  # (host, container, mode)
+    user: str = HARDENING_USER
+    read_only: bool = True
+    tmpfs: Mapping[str, str] = field(default_factory=lambda: {"/tmp": "size=1g"})
+    #: the server's listen arguments take the port (host-network launchers re-render them with $PORT)
+    listen_port_arg: bool = False
+    protocol: str = "native"
+    #: requires.env: names whose values come from the job's environment (sbatch exports the submitter's)
+    env_from_host: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Where the job writes, in the shared run directory (``%j`` is Slurm's job id)."""
+
+    run_dir: str
+
+    def events(self, job: str = "$SLURM_JOB_ID") -> str:
+        return f"{self.run_dir}/job-{job}.events"
+
+    def usage(self, job: str = "$SLURM_JOB_ID") -> str:
+        return f"{self.run_dir}/job-{job}.usage"
+
+    def log(self, job: str = "%j") -> str:
+        return f"{self.run_dir}/job-{job}.log"
+
+
+def container_for(
+    spec: ModelSpec, image: str, labels: Mapping[str, str], protocol: ServerFacts, hf_cache: str | None = None
+) -> Container:
+    """The container of ``spec``: the Docker runtime's command, env, limits and hardening.
+
+    The one place this module reads the manifest: when runtime/plan.py (one container plan for
+    docker, compose, k8s and Slurm) lands, this function becomes a reading of that plan.
+    """
+    m = spec.manifest
+    port = protocol.port(m)
+    env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": json.dumps(m.options)}
+    env.update({**protocol.server_env(m, port), **m.env})
+    mounts: tuple[tuple[str, str, str], ...] = ()
+    if m.requires.weights and hf_cache:
+        mounts = ((hf_cache, "/hf-cache", "ro"),)
+        env.update(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
+    command = list(m.command) if m.command is not None else protocol.command(m, ["--host", "0.0.0.0", "--port", str(port)])
+    r = m.resources
+    return Container(
+        image=image,
+        name=f"vdbench-{spec.id}",
+        command=tuple(command) if command is not None else None,
+        env=env,
+        port=port,
+        cpus=r.cpus,
+        memory=r.memory,
+        shm=r.shm,
+        pids=r.pids,
+        gpus=r.gpus,
+        labels=dict(labels),
+        mounts=mounts,
+        listen_port_arg=m.command is None and m.protocol == "native",
+        env_from_host=tuple(m.requires.env),
+        protocol=m.protocol,
+    )
+
+
+def _q(value: object) -> str:
+    return shlex.quote(str(value))
+
+
+class Raw(str):
+    """A shell word the script expands on the node (``"$PORT"``): rendered unquoted. Manifest values never are."""
+
+
+def _argv(args: list[str]) -> str:
+    return " ".join(a if isinstance(a, Raw) else _q(a) for a in args)
+
+
+class Launcher(Protocol):
+    """Renders the bash functions the script calls: ``vd_pull``, ``vd_run``, ``vd_stop``, ``vd_state``.
+
+    ``vd_run`` runs in the background with the container attached (its output is the job log);
+    ``vd_state`` prints ``EXIT_CODE OOM_KILLED PID`` once the container exists; ``vd_stop`` removes it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tested(self) -> bool:
+        """False: rendered and unit-tested only (no such launcher on the test cluster)."""
+        ...
+
+    def functions(self, c: Container) -> str: ...
+
+
+@dataclass(frozen=True)
+class OciCli:
+    """docker or podman on the node: same flags, the adapter published on the node's address."""
+
+    name: str
+    tested: bool = True
+
+    def run_args(self, c: Container) -> list[str]:
+        args: list[str] = [self.name, "run", "--name", Raw('"$NAME"')]
+        for key, value in sorted(c.labels.items()):
+            args += ["--label", f"{key}={value}"]
+        args += ["--label", Raw('"org.vdbench.slurm.job=$SLURM_JOB_ID"')]
+        args += ["--memory", str(c.memory), "--memory-swap", str(c.memory), "--cpus", f"{c.cpus:g}"]
+        args += ["--shm-size", str(c.shm), "--pids-limit", str(c.pids), "--user", c.user]
+        args += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        if c.read_only:
+            args.append("--read-only")
+        for path, opts in sorted(c.tmpfs.items()):
+            args += ["--tmpfs", f"{path}:{opts}"]
+        for host, inside, mode in c.mounts:
+            args += ["-v", f"{host}:{inside}:{mode}"]
+        for key, value in sorted(c.env.items()):
+            args += ["-e", f"{key}={value}"]
+        for name in c.env_from_host:  # by name: the value never lands in the script file
+            args += ["-e", name]
+        args += ["-e", Raw('"CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-}"'), "-p", Raw(f'"$ADDR:$PORT:{c.port}"')]
+        args += [Raw('"${GPU_ARGS[@]}"'), c.image]
+        return args + list(c.command or ())
+
+    def functions(self, c: Container) -> str:
+        run = _argv(self.run_args(c))
+        gpus = (
+            # real NVIDIA nodes: hand the job's GPUs (SLURM_JOB_GPUS: node indices) to the container;
+            # without the driver (the test cluster's fake GPUs) only CUDA_VISIBLE_DEVICES is passed
+            'GPU_ARGS=(); if [ -e /dev/nvidiactl ] && [ -n "${SLURM_JOB_GPUS:-}" ]; then '
+            'GPU_ARGS=(--gpus "device=$SLURM_JOB_GPUS"); fi'
+            if c.gpus
+            else "GPU_ARGS=()"
+        )
+        return "\n".join(
+            [
+                gpus,
+                f"vd_pull() {{ {self.name} image inspect {_q(c.image)} >/dev/null 2>&1 || {self.name} pull -q {_q(c.image)}; }}",
+                f"vd_run() {{ exec {run} </dev/null; }}",
+                f'vd_stop() {{ {self.name} rm -f "$NAME" >/dev/null 2>&1; }}',
+                f"vd_state() {{ {self.name} inspect -f {_q(STATE_FORMAT)} \"$NAME\" 2>/dev/null; }}",
+            ]
+        )
+
+
+def _host_network_command(c: Container) -> list[str]:
+    """Apptainer and pyxis share the node's network: the server must listen on the job's $PORT."""
+    command = list(c.command or ())
+    if c.listen_port_arg and "--port" in command:
+        command[command.index("--port") + 1] = Raw('"$PORT"')
+    return command
+
+
+def _host_network_env(c: Container) -> dict[str, str]:
+    env = dict(c.env)
+    if c.protocol == "cog":
+        env["PORT"] = Raw('"$PORT"')
+    return env
+
+
+@dataclass(frozen=True)
+class Apptainer:
+    """``apptainer exec docker://IMAGE``: rendered and unit-tested only (no apptainer on the test cluster)."""
+
+    name: str = "apptainer"
+    tested: bool = False
+
+    def functions(self, c: Container) -> str:
+        args = ["apptainer", "exec", "--containall", "--cleanenv", "--writable-tmpfs", "--no-home"]
+        if c.gpus:
+            args.append("--nv")
+        for host, inside, mode in c.mounts:
+            args += ["--bind", f"{host}:{inside}:{mode}"]
+        for key, value in sorted(_host_network_env(c).items()):
+            args += ["--env", Raw(f'"{key}=$PORT"') if isinstance(value, Raw) else f"{key}={value}"]
+        args += [f"docker://{c.image}", *_host_network_command(c)]
+        return "\n".join(
+            [
+                "vd_pull() { :; }  # apptainer converts docker://IMAGE at exec time (cached in APPTAINER_CACHEDIR)",
+                f"vd_run() {{ exec {_argv(args)} </dev/null; }}",
+                'vd_stop() { [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null; }',
+                'vd_state() { [ -n "${CONTAINER_EXIT:-}" ] && echo "$CONTAINER_EXIT false $CPID"; }',
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Pyxis:
+    """``srun --container-image`` (NVIDIA pyxis + enroot): rendered and unit-tested only."""
+
+    name: str = "pyxis"
+    tested: bool = False
+
+    def image(self, ref: str) -> str:
+        """pyxis names a registry with '#': ``host:port#repo@digest``."""
+        host, sep, rest = ref.partition("/")
+        return f"{host}#{rest}" if sep and (":" in host or "." in host) else ref
+
+    def functions(self, c: Container) -> str:
+        env = _host_network_env(c)
+        exports = " ".join(f"{k}={v if isinstance(v, Raw) else _q(v)}" for k, v in sorted(env.items()))
+        args = ["srun", "--ntasks=1", f"--container-image={self.image(c.image)}", "--no-container-mount-home"]
+        if c.mounts:
+            args.append("--container-mounts=" + ",".join(f"{h}:{i}:{m}" for h, i, m in c.mounts))
+        args += [f"--container-env={','.join(sorted(env))}", *_host_network_command(c)]
+        return "\n".join(
+            [
+                "vd_pull() { :; }  # enroot imports the image when srun starts the step",
+                f"vd_run() {{ export {exports}; exec {_argv(args)} </dev/null; }}",
+                'vd_stop() { [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null; }',
+                'vd_state() { [ -n "${CONTAINER_EXIT:-}" ] && echo "$CONTAINER_EXIT false $CPID"; }',
+            ]
+        )
+
+
+LAUNCHERS: dict[str, Launcher] = {
+    "docker": OciCli("docker"),
+    "podman": OciCli("podman"),
+    "apptainer": Apptainer(),
+    "pyxis": Pyxis(),
+}
+
+_BODY = r"""
+now() { date +%s.%N; }
+ev() { printf '{"event":"%s","t":%s%s}\n' "$1" "$(now)" "${2:+,$2}" >>"$EVENTS"; }  # one JSON line
+ADDR=$(scontrol show node "${SLURMD_NODENAME:-}" -o 2>/dev/null | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p')
+[ -n "$ADDR" ] || ADDR=$(hostname -i 2>/dev/null | cut -d' ' -f1)
+ev start "\"node\":\"${SLURMD_NODENAME:-}\",\"host\":\"$ADDR\",\"gpus\":\"${CUDA_VISIBLE_DEVICES:-}\""
+CPID="" SPID="" DONE=""
+sample() {  # the container's cgroup (v1 or v2), found once through its main process
+    local pid="" cg mem peak cpu v1=1
+    while [ -z "$pid" ] || [ "$pid" = 0 ]; do pid=$(vd_state | cut -d' ' -f3); sleep 0.2; done
+    cg=$(sed -n 's/^[0-9]*:memory:\(.*\)/\1/p' "/proc/$pid/cgroup" 2>/dev/null)
+    [ -n "$cg" ] || { v1=""; cg=$(sed -n 's/^0::\(.*\)/\1/p' "/proc/$pid/cgroup" 2>/dev/null); }
+    while [ -d "/proc/$pid" ]; do
+        if [ -n "$v1" ]; then
+            mem=$(cat "/sys/fs/cgroup/memory$cg/memory.usage_in_bytes" 2>/dev/null)
+            peak=$(cat "/sys/fs/cgroup/memory$cg/memory.max_usage_in_bytes" 2>/dev/null)
+            cpu=$(cat "/sys/fs/cgroup/cpuacct$cg/cpuacct.usage" 2>/dev/null)
+        else
+            mem=$(cat "/sys/fs/cgroup$cg/memory.current" 2>/dev/null)
+            peak=$(cat "/sys/fs/cgroup$cg/memory.peak" 2>/dev/null || echo "$mem")
+            cpu=$(($(sed -n 's/^usage_usec //p' "/sys/fs/cgroup$cg/cpu.stat" 2>/dev/null || echo 0) * 1000))
+        fi
+        if [ -n "$mem" ]; then
+            printf '{"t":%s,"memory":%s,"peak":%s,"cpu_ns":%s}\n' "$(now)" "$mem" "${peak:-$mem}" "${cpu:-null}" >"$USAGE.tmp"
+            mv -f "$USAGE.tmp" "$USAGE"
+        fi
+        sleep 0.5
+    done
+}
+finish() {  # $1: why the job ends (exited, TERM); writes the exit event, removes the container
+    [ -n "$DONE" ] && return
+    DONE=1
+    local state code oom peak
+    state=$(vd_state)
+    code=${state%% *}; oom=$(echo "$state" | cut -d' ' -f2)
+    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
+    peak=$(sed -n 's/.*"peak":\([0-9]*\).*/\1/p' "$USAGE" 2>/dev/null)
+    vd_stop
+    ev exit "\"why\":\"$1\",\"exit_code\":${code:-null},\"oom\":${oom:-false},\"peak\":${peak:-null}"
+    if [ "$1" = TERM ]; then exit 143; fi
+    exit "${code:-1}"
+}
+trap 'finish TERM' TERM INT
+if ! vd_pull >>"$EVENTS.pull" 2>&1; then
+    ev error '"what":"pull"'
+    cat "$EVENTS.pull" >&2
+    exit 3
+fi
+ev pulled
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
+vd_run &
+CPID=$!
+ev running "\"host\":\"$ADDR\",\"port\":$PORT"
+sample &
+SPID=$!
+wait "$CPID"
+CONTAINER_EXIT=$?
+finish exited
+"""
+
+
+def render_script(c: Container, launcher: Launcher, files: JobFiles, header: str = "") -> str:
+    """The batch script (sbatch reads it from stdin; options come on sbatch's command line)."""
+    lines = [
+        "#!/bin/bash",
+        f"# vdbench job: {c.labels.get('org.vdbench.model', c.name)} with {launcher.name}"
+        + ("" if launcher.tested else " (launcher not tested by pytest-vdbench)"),
+        header,
+        "set -u",
+        f"EVENTS={_q(files.run_dir)}/job-$SLURM_JOB_ID.events",
+        f"USAGE={_q(files.run_dir)}/job-$SLURM_JOB_ID.usage",
+        f"NAME={_q(c.name)}-$SLURM_JOB_ID",
+        launcher.functions(c),
+    ]
+    return "\n".join(line for line in lines if line) + _BODY
