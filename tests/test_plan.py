@@ -125,9 +125,17 @@ def _k8s(spec: ModelSpec) -> str:
     return repr(resources_for(spec))
 
 
-#: name -> render the spec through that target's public entry point, as text to search; the Slurm
-#: runtime adds its batch script here (``RENDERERS["slurm"] = ...``) when it renders the plan
-RENDERERS: dict[str, Callable[[ModelSpec], str]] = {"docker": _docker, "compose": _compose, "k8s": _k8s}
+def _slurm(spec: ModelSpec) -> str:
+    from pytest_vdbench.runtime.plan import container_plan
+    from pytest_vdbench.runtime.slurm_job import LAUNCHERS, JobFiles, render_script
+
+    ref = "127.0.0.1:5077/vdbench/toy@sha256:" + "0" * 64
+    plan = container_plan(spec, ref, protocol=PROTOCOLS.get(spec.manifest.protocol), unix_socket=False)
+    return "\n".join(render_script(plan, launcher, JobFiles("/shared")) for launcher in LAUNCHERS.values())
+
+
+#: name -> render the spec through that target's public entry point, as text to search
+RENDERERS: dict[str, Callable[[ModelSpec], str]] = {"docker": _docker, "compose": _compose, "k8s": _k8s, "slurm": _slurm}
 
 
 @pytest.mark.parametrize("target", sorted(RENDERERS))
@@ -145,7 +153,7 @@ def test_one_hardening_change_reaches_every_renderer(target: str, tmp_path: Path
 def test_plan_is_the_only_place_hardening_is_written() -> None:
     """No renderer keeps its own copy of the user id or the protocols' health paths."""
     root = Path(plan_module.__file__).parent.parent
-    for rel in ("runtime/docker.py", "tools/compose.py", "tools/k8s.py"):
+    for rel in ("runtime/docker.py", "tools/compose.py", "tools/k8s.py", "runtime/slurm.py", "runtime/slurm_job.py"):
         text = (root / rel).read_text()
         for literal in ("10001", "no-new-privileges", "/health/ready", "/health-check", "/v2/health"):
             assert literal not in text, f"{rel} holds its own {literal!r}"

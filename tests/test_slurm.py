@@ -19,9 +19,10 @@ from helpers import toy_manifest
 from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.protocols import PROTOCOLS
 from pytest_vdbench.runtime import StartupError
+from pytest_vdbench.runtime.plan import ContainerPlan, container_plan
 from pytest_vdbench.runtime.registry import Registry, parse_registry
 from pytest_vdbench.runtime.slurm import SlurmOptions, gpu_constraint, sbatch_args, time_limit
-from pytest_vdbench.runtime.slurm_job import LAUNCHERS, Container, JobFiles, OciCli, container_for, render_script
+from pytest_vdbench.runtime.slurm_job import LAUNCHERS, JobFiles, OciCli, render_script
 
 REF = "127.0.0.1:5077/vdbench/toy@sha256:" + "a" * 64
 
@@ -32,10 +33,10 @@ def spec_of(tmp_path: Path, **overrides: Any) -> Any:
     return load_manifest(path, tmp_path)[0]
 
 
-def container(tmp_path: Path, **overrides: Any) -> Container:
+def container(tmp_path: Path, **overrides: Any) -> ContainerPlan:
     spec = spec_of(tmp_path, **overrides)
-    labels = {"org.vdbench.run": "r1", "org.vdbench.model": "toy"}
-    return container_for(spec, REF, labels, PROTOCOLS.get(spec.manifest.protocol))
+    protocol = PROTOCOLS.get(spec.manifest.protocol)
+    return container_plan(spec, REF, protocol=protocol, unix_socket=False, labels={"org.vdbench.run": "r1"})
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
@@ -52,7 +53,7 @@ def test_every_launcher_renders_a_script_bash_accepts(tmp_path: Path, launcher: 
     assert ("not tested" in script.splitlines()[1]) is (launcher in ("apptainer", "pyxis"))
 
 
-def run_function(tmp_path: Path, c: Container, function: str = "vd_run") -> list[str]:
+def run_function(tmp_path: Path, c: ContainerPlan, function: str = "vd_run") -> list[str]:
     """The argv ``vd_run`` would exec, with a stand-in launcher binary that prints its arguments."""
     stub = tmp_path / "argv"
     stub.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
@@ -137,9 +138,9 @@ def options(**kw: Any) -> SlurmOptions:
 
 
 def test_sbatch_arguments_carry_limits_gpus_time_and_the_run_in_the_comment(tmp_path: Path) -> None:
-    spec = spec_of(tmp_path, resources={"cpus": 1.5, "memory": "1g", "gpus": 2, "gpu_memory": "12g"}, requires={"gpu": True})
+    plan = container(tmp_path, resources={"cpus": 1.5, "memory": "1g", "gpus": 2, "gpu_memory": "12g"}, requires={"gpu": True})
     args = sbatch_args(
-        spec,
+        plan,
         options(partition="gpu", gpu_constraints=((16 * 2**30, "gpumem16g"), (80 * 2**30, "a100"))),
         "vdbench run=r1",
         "/shared/job-%j.log",
@@ -154,15 +155,16 @@ def test_sbatch_arguments_carry_limits_gpus_time_and_the_run_in_the_comment(tmp_
         "--comment=vdbench run=r1",
         "--output=/shared/job-%j.log",
         "--job-name=vdbench-toy",
-        f"--time={time_limit(spec)}",
+        f"--time={time_limit(plan)}",
     ]:
         assert expected in args
-    assert "--gres" not in " ".join(sbatch_args(spec_of(tmp_path), options(), "c", "l"))
+    assert "--gres" not in " ".join(sbatch_args(container(tmp_path), options(), "c", "l"))
 
 
 def test_time_limit_bounds_every_test_of_the_model(tmp_path: Path) -> None:
-    spec = spec_of(tmp_path, timeouts={"startup": "60s", "generate": "30s"})  # 1 case, 2 rounds + 1 warmup
-    assert time_limit(spec) == -(-(60 + (2 + 1 + 2) * 30 + 300) // 60)
+    plan = container(tmp_path, timeouts={"startup": "60s", "generate": "30s"})  # 1 case, 2 rounds + 1 warmup
+    assert plan.timeouts.deadline >= 60 + (2 + 1) * 30  # the plan's bound on the job's life
+    assert time_limit(plan) == -(-(plan.timeouts.deadline + 300) // 60)
 
 
 def test_gpu_memory_maps_to_the_smallest_constraint_that_fits() -> None:

@@ -37,8 +37,9 @@ from pytest_vdbench.runtime import (
     StartupError,
     wait_ready,
 )
+from pytest_vdbench.runtime.plan import LABEL_RUN, LABEL_TESTRUN, ContainerPlan, container_plan
 from pytest_vdbench.runtime.registry import Registry, RegistryError
-from pytest_vdbench.runtime.slurm_job import LAUNCHERS, JobFiles, container_for, render_script
+from pytest_vdbench.runtime.slurm_job import LAUNCHERS, JobFiles, render_script
 
 __all__ = ["SlurmInstance", "SlurmOptions", "SlurmRuntime", "cancel_jobs", "slurm_unavailable"]
 
@@ -202,26 +203,23 @@ class SlurmOptions:
         return found
 
 
-def time_limit(spec: ModelSpec) -> int:
-    """``--time`` in minutes: what every test of the model may take at most, plus 5 minutes."""
-    m = spec.manifest
-    t = m.timeouts
-    per_case = (m.rounds + m.warmup_rounds + 2) * t.generate + (t.fit if m.modality == "tabular" else 0)
-    return math.ceil((t.startup + len(m.cases) * per_case + 300) / 60)
+def time_limit(plan: ContainerPlan) -> int:
+    """``--time`` in minutes: the plan's deadline (startup + every case's calls at their timeouts) + 5 min."""
+    return math.ceil((plan.timeouts.deadline + 300) / 60)
 
 
-def sbatch_args(spec: ModelSpec, opts: SlurmOptions, comment: str, log: str) -> list[str]:
+def sbatch_args(plan: ContainerPlan, opts: SlurmOptions, comment: str, log: str) -> list[str]:
     """The ``sbatch`` command line of one model's job (its script path is appended)."""
-    r = spec.manifest.resources
+    r = plan.limits
     args = [
         "sbatch",
         "--parsable",
-        f"--job-name=vdbench-{spec.id}",
+        f"--job-name=vdbench-{plan.model}",
         f"--comment={comment}",
         f"--output={log}",
         f"--cpus-per-task={math.ceil(r.cpus)}",
         f"--mem={math.ceil(r.memory / 2**20)}M",
-        f"--time={time_limit(spec)}",
+        f"--time={time_limit(plan)}",
         "--ntasks=1",
         "--nodes=1",
     ]
@@ -464,11 +462,6 @@ class SlurmRuntime:
         return f"{COMMENT_TAG} run={self.testrun} proc={self.run_id} model={spec.id}"
 
     def start(self, spec: ModelSpec) -> SlurmInstance:
-        from pytest_vdbench.runtime.docker import LABEL_MODEL, LABEL_RUN, LABEL_TESTRUN
-
-        info = self.prepare(spec)
-        ref = str(info.extra["registry_ref"])
-        labels = {LABEL_RUN: self.run_id, LABEL_MODEL: spec.id, LABEL_TESTRUN: self.testrun}
         from pytest_vdbench.runtime.host import hf_cache_dir
 
         if spec.manifest.sandbox.network == "none":
@@ -476,11 +469,16 @@ class SlurmRuntime:
                 "network: none (sandbox) leaves the container unreachable from the login node; "
                 "run sandboxed models with --vdbench-runtime docker"
             )
+        info = self.prepare(spec)
+        labels = {LABEL_RUN: self.run_id, LABEL_TESTRUN: self.testrun}
         protocol = self.protocols.get(spec.manifest.protocol)
-        container = container_for(spec, ref, labels, protocol, hf_cache=str(hf_cache_dir()))
+        ref = str(info.extra["registry_ref"])
+        plan = container_plan(
+            spec, ref, protocol=protocol, unix_socket=False, labels=labels, hf_cache=str(hf_cache_dir())
+        )  # fmt: skip
         files = JobFiles(str(self.run_dir))
-        script = render_script(container, LAUNCHERS[self.options.launcher], files)
-        args = sbatch_args(spec, self.options, self.comment(spec), files.log())
+        script = render_script(plan, LAUNCHERS[self.options.launcher], files)
+        args = sbatch_args(plan, self.options, self.comment(spec), files.log())
         queue = self.options.queue_timeout if self.options.queue_timeout is not None else spec.manifest.timeouts.queue
         instance = SlurmInstance(spec, script, args, files, queue, self.ready_probe)
         self._instances.append(instance)
@@ -508,4 +506,3 @@ def sweep_local(launcher: str, run_id: str) -> int:
     if ids:
         _run([launcher, "rm", "-f", *ids])
     return len(ids)
-

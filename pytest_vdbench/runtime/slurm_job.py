@@ -1,7 +1,7 @@
 """The Slurm batch script of one model: a container description rendered through a launcher.
 
-Pure functions, no Slurm and no engine: ``container_for`` turns a resolved manifest and an image
-reference into a ``Container``; ``render_script`` renders it as a bash batch script with one of
+Pure functions, no Slurm and no engine: ``render_script`` renders the model's ``ContainerPlan``
+(runtime/plan.py, the one plan docker, compose and k8s render too) as a bash batch script with one of
 the ``LAUNCHERS`` (docker, podman: run for real in the tests; apptainer, pyxis: rendered only).
 
 What the script does on the node, in order, each step appended as one JSON line to the
@@ -14,45 +14,15 @@ peak memory). SIGTERM (``scancel``, ``--time``) runs the same ending and removes
 
 from __future__ import annotations
 
-import json
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from pytest_vdbench.manifest import ModelSpec
-from pytest_vdbench.runtime import ServerFacts
+from pytest_vdbench.runtime.plan import ContainerPlan
 
-__all__ = ["LAUNCHERS", "Container", "JobFiles", "Launcher", "container_for", "render_script"]
+__all__ = ["LAUNCHERS", "JobFiles", "Launcher", "container_name", "render_script"]
 
-HARDENING_USER = "10001:10001"
 STATE_FORMAT = "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.Pid}}"
-
-
-@dataclass(frozen=True)
-class Container:
-    """Everything a launcher needs to run one model's container (the plan's Slurm-relevant part)."""
-
-    image: str
-    name: str
-    command: tuple[str, ...] | None  # None: the image's CMD
-    env: Mapping[str, str]
-    port: int  # the port the server listens on inside the container
-    cpus: float
-    memory: int
-    shm: int
-    pids: int
-    gpus: int
-    labels: Mapping[str, str]
-    mounts: tuple[tuple[str, str, str], ...] = ()  # (host, container, mode)
-    user: str = HARDENING_USER
-    read_only: bool = True
-    tmpfs: Mapping[str, str] = field(default_factory=lambda: {"/tmp": "size=1g"})
-    #: the server's listen arguments take the port (host-network launchers re-render them with $PORT)
-    listen_port_arg: bool = False
-    protocol: str = "native"
-    #: requires.env: names whose values come from the job's environment (sbatch exports the submitter's)
-    env_from_host: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,41 +41,8 @@ class JobFiles:
         return f"{self.run_dir}/job-{job}.log"
 
 
-def container_for(
-    spec: ModelSpec, image: str, labels: Mapping[str, str], protocol: ServerFacts, hf_cache: str | None = None
-) -> Container:
-    """The container of ``spec``: the Docker runtime's command, env, limits and hardening.
-
-    The one place this module reads the manifest: when runtime/plan.py (one container plan for
-    docker, compose, k8s and Slurm) lands, this function becomes a reading of that plan.
-    """
-    m = spec.manifest
-    port = protocol.port(m)
-    env = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "VDBENCH_OPTIONS": json.dumps(m.options)}
-    env.update({**protocol.server_env(m, port), **m.env})
-    mounts: tuple[tuple[str, str, str], ...] = ()
-    if m.requires.weights and hf_cache:
-        mounts = ((hf_cache, "/hf-cache", "ro"),)
-        env.update(HF_HUB_CACHE="/hf-cache", HF_HUB_OFFLINE="1")
-    command = list(m.command) if m.command is not None else protocol.command(m, ["--host", "0.0.0.0", "--port", str(port)])
-    r = m.resources
-    return Container(
-        image=image,
-        name=f"vdbench-{spec.id}",
-        command=tuple(command) if command is not None else None,
-        env=env,
-        port=port,
-        cpus=r.cpus,
-        memory=r.memory,
-        shm=r.shm,
-        pids=r.pids,
-        gpus=r.gpus,
-        labels=dict(labels),
-        mounts=mounts,
-        listen_port_arg=m.command is None and m.protocol == "native",
-        env_from_host=tuple(m.requires.env),
-        protocol=m.protocol,
-    )
+def container_name(plan: ContainerPlan) -> str:
+    return f"vdbench-{plan.model}"
 
 
 def _q(value: object) -> str:
@@ -135,7 +72,7 @@ class Launcher(Protocol):
         """False: rendered and unit-tested only (no such launcher on the test cluster)."""
         ...
 
-    def functions(self, c: Container) -> str: ...
+    def functions(self, c: ContainerPlan) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -145,21 +82,26 @@ class OciCli:
     name: str
     tested: bool = True
 
-    def run_args(self, c: Container) -> list[str]:
+    def run_args(self, c: ContainerPlan) -> list[str]:
         args: list[str] = [self.name, "run", "--name", Raw('"$NAME"')]
-        for key, value in sorted(c.labels.items()):
+        for key, value in sorted(c.labels):
             args += ["--label", f"{key}={value}"]
         args += ["--label", Raw('"org.vdbench.slurm.job=$SLURM_JOB_ID"')]
-        args += ["--memory", str(c.memory), "--memory-swap", str(c.memory), "--cpus", f"{c.cpus:g}"]
-        args += ["--shm-size", str(c.shm), "--pids-limit", str(c.pids), "--user", c.user]
-        args += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
-        if c.read_only:
+        lim, hard = c.limits, c.hardening
+        args += ["--memory", str(lim.memory), "--memory-swap", str(lim.memswap), "--cpus", f"{lim.cpus:g}"]
+        args += ["--shm-size", str(lim.shm), "--pids-limit", str(lim.pids), "--user", hard.user_spec]
+        for cap in hard.cap_drop:
+            args += ["--cap-drop", cap]
+        for opt in hard.security_opt:
+            args += ["--security-opt", opt]
+        if hard.read_only_root:
             args.append("--read-only")
-        for path, opts in sorted(c.tmpfs.items()):
+        for path, opts in hard.tmpfs:
             args += ["--tmpfs", f"{path}:{opts}"]
-        for host, inside, mode in c.mounts:
-            args += ["-v", f"{host}:{inside}:{mode}"]
-        for key, value in sorted(c.env.items()):
+        for mount in c.mounts:
+            if mount.source is not None:
+                args += ["-v", f"{mount.source}:{mount.target}:{'ro' if mount.read_only else 'rw'}"]
+        for key, value in c.env:
             args += ["-e", f"{key}={value}"]
         for name in c.env_from_host:  # by name: the value never lands in the script file
             args += ["-e", name]
@@ -167,14 +109,14 @@ class OciCli:
         args += [Raw('"${GPU_ARGS[@]}"'), c.image]
         return args + list(c.command or ())
 
-    def functions(self, c: Container) -> str:
+    def functions(self, c: ContainerPlan) -> str:
         run = _argv(self.run_args(c))
         gpus = (
             # real NVIDIA nodes: hand the job's GPUs (SLURM_JOB_GPUS: node indices) to the container;
             # without the driver (the test cluster's fake GPUs) only CUDA_VISIBLE_DEVICES is passed
             'GPU_ARGS=(); if [ -e /dev/nvidiactl ] && [ -n "${SLURM_JOB_GPUS:-}" ]; then '
             'GPU_ARGS=(--gpus "device=$SLURM_JOB_GPUS"); fi'
-            if c.gpus
+            if c.limits.gpus
             else "GPU_ARGS=()"
         )
         return "\n".join(
@@ -183,12 +125,12 @@ class OciCli:
                 f"vd_pull() {{ {self.name} image inspect {_q(c.image)} >/dev/null 2>&1 || {self.name} pull -q {_q(c.image)}; }}",
                 f"vd_run() {{ exec {run} </dev/null; }}",
                 f'vd_stop() {{ {self.name} rm -f "$NAME" >/dev/null 2>&1; }}',
-                f"vd_state() {{ {self.name} inspect -f {_q(STATE_FORMAT)} \"$NAME\" 2>/dev/null; }}",
+                f'vd_state() {{ {self.name} inspect -f {_q(STATE_FORMAT)} "$NAME" 2>/dev/null; }}',
             ]
         )
 
 
-def _host_network_command(c: Container) -> list[str]:
+def _host_network_command(c: ContainerPlan) -> list[str]:
     """Apptainer and pyxis share the node's network: the server must listen on the job's $PORT."""
     command = list(c.command or ())
     if c.listen_port_arg and "--port" in command:
@@ -196,8 +138,8 @@ def _host_network_command(c: Container) -> list[str]:
     return command
 
 
-def _host_network_env(c: Container) -> dict[str, str]:
-    env = dict(c.env)
+def _host_network_env(c: ContainerPlan) -> dict[str, str]:
+    env = c.env_dict
     if c.protocol == "cog":
         env["PORT"] = Raw('"$PORT"')
     return env
@@ -210,12 +152,13 @@ class Apptainer:
     name: str = "apptainer"
     tested: bool = False
 
-    def functions(self, c: Container) -> str:
+    def functions(self, c: ContainerPlan) -> str:
         args = ["apptainer", "exec", "--containall", "--cleanenv", "--writable-tmpfs", "--no-home"]
-        if c.gpus:
+        if c.limits.gpus:
             args.append("--nv")
-        for host, inside, mode in c.mounts:
-            args += ["--bind", f"{host}:{inside}:{mode}"]
+        for m in c.mounts:
+            if m.source is not None:
+                args += ["--bind", f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"]
         for key, value in sorted(_host_network_env(c).items()):
             args += ["--env", Raw(f'"{key}=$PORT"') if isinstance(value, Raw) else f"{key}={value}"]
         args += [f"docker://{c.image}", *_host_network_command(c)]
@@ -241,12 +184,13 @@ class Pyxis:
         host, sep, rest = ref.partition("/")
         return f"{host}#{rest}" if sep and (":" in host or "." in host) else ref
 
-    def functions(self, c: Container) -> str:
+    def functions(self, c: ContainerPlan) -> str:
         env = _host_network_env(c)
         exports = " ".join(f"{k}={v if isinstance(v, Raw) else _q(v)}" for k, v in sorted(env.items()))
         args = ["srun", "--ntasks=1", f"--container-image={self.image(c.image)}", "--no-container-mount-home"]
-        if c.mounts:
-            args.append("--container-mounts=" + ",".join(f"{h}:{i}:{m}" for h, i, m in c.mounts))
+        mounts = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in c.mounts if m.source is not None]
+        if mounts:
+            args.append("--container-mounts=" + ",".join(mounts))
         args += [f"--container-env={','.join(sorted(env))}", *_host_network_command(c)]
         return "\n".join(
             [
@@ -326,17 +270,17 @@ finish exited
 """
 
 
-def render_script(c: Container, launcher: Launcher, files: JobFiles, header: str = "") -> str:
-    """The batch script (sbatch reads it from stdin; options come on sbatch's command line)."""
+def render_script(c: ContainerPlan, launcher: Launcher, files: JobFiles, header: str = "") -> str:
+    """The batch script of the plan ``c`` (its sbatch options come on sbatch's command line)."""
     lines = [
         "#!/bin/bash",
-        f"# vdbench job: {c.labels.get('org.vdbench.model', c.name)} with {launcher.name}"
+        f"# vdbench job: {c.model} with {launcher.name}"
         + ("" if launcher.tested else " (launcher not tested by pytest-vdbench)"),
         header,
         "set -u",
         f"EVENTS={_q(files.run_dir)}/job-$SLURM_JOB_ID.events",
         f"USAGE={_q(files.run_dir)}/job-$SLURM_JOB_ID.usage",
-        f"NAME={_q(c.name)}-$SLURM_JOB_ID",
+        f"NAME={_q(container_name(c))}-$SLURM_JOB_ID",
         launcher.functions(c),
     ]
     return "\n".join(line for line in lines if line) + _BODY
