@@ -61,4 +61,6 @@ class VariantModule(pytest.Module):
         items = list(super().collect())
         if self.spec.manifest.modality != "tabular":  # only tabular models are fitted
             items = [i for i in items if i.name.split("[")[0] != "test_fit"]
+        if self.spec.manifest.load is None:  # the throughput scenario is opt-in
+            items = [i for i in items if i.name.split("[")[0] != "test_throughput"]
         return items

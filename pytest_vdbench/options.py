@@ -19,6 +19,9 @@ DEFAULT_MIN_DURATION = 1.0
 DEFAULT_REGRESSION_THRESHOLD = 0.10
 DEFAULT_RESERVE_TIMEOUT = 600.0
 DEFAULT_STORE = ".vdbench/results.db"
+DEFAULT_MAX_DURATION = 30.0
+DEFAULT_MAX_ROUNDS = 1000
+DEFAULT_PRECISION = 0.05
 
 _T = TypeVar("_T")
 
@@ -48,6 +51,16 @@ def parse_seconds(value: str) -> float:
     if not seconds >= 0 or seconds == float("inf"):
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration in seconds >= 0 (e.g. 1 or 0.5s)")
     return seconds
+
+
+def parse_precision(value: str) -> float:
+    try:
+        fraction = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        fraction = -1.0
+    if not 0 < fraction < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a relative precision in (0, 1) (e.g. 0.05 or 5%)")
+    return fraction
 
 
 def parse_threshold(value: str) -> float:
@@ -165,6 +178,29 @@ def addoption(parser: pytest.Parser) -> None:
         f"Default: ini vdbench_min_duration or {DEFAULT_MIN_DURATION:g}.",
     )
     group.addoption(
+        "--vdbench-max-duration",
+        type=parse_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="Stop timing a case after SECONDS of timed rounds (a timing capped before its median is precise is INVALID). "
+        f"Default: ini vdbench_max_duration or {DEFAULT_MAX_DURATION:g}.",
+    )
+    group.addoption(
+        "--vdbench-max-rounds",
+        type=parse_min_rounds,
+        default=None,
+        metavar="N",
+        help=f"Stop timing a case after N timed rounds. Default: ini vdbench_max_rounds or {DEFAULT_MAX_ROUNDS}.",
+    )
+    group.addoption(
+        "--vdbench-precision",
+        type=parse_precision,
+        default=None,
+        metavar="FRACTION",
+        help="Time rounds until the 95%% confidence interval of the median lies within +-FRACTION of it (0.05 or 5%%). "
+        f"Default: ini vdbench_precision or {DEFAULT_PRECISION:g}.",
+    )
+    group.addoption(
         "--vdbench-compare",
         default=None,
         metavar="PATH",
@@ -215,6 +251,11 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "vdbench_min_duration", f"Minimum total seconds of timed rounds (default {DEFAULT_MIN_DURATION:g}).", default=""
     )
+    parser.addini(
+        "vdbench_max_duration", f"Seconds of timed rounds per case at most (default {DEFAULT_MAX_DURATION:g}).", default=""
+    )
+    parser.addini("vdbench_max_rounds", f"Timed rounds per case at most (default {DEFAULT_MAX_ROUNDS}).", default="")
+    parser.addini("vdbench_precision", f"Relative precision of each median (default {DEFAULT_PRECISION:g}).", default="")
     parser.addini(
         "vdbench_regression_threshold",
         f"Relative change counted as a regression (default {DEFAULT_REGRESSION_THRESHOLD:g}).",
@@ -371,6 +412,9 @@ class VdbenchOptions:
     benchmark_json: Path | None = None
     min_rounds: int = DEFAULT_MIN_ROUNDS
     min_duration: float = DEFAULT_MIN_DURATION
+    max_duration: float = DEFAULT_MAX_DURATION
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    precision: float = DEFAULT_PRECISION
     compare: Path | str | None = None  # a report.json, or "last" / "run:ID" from the store
     regression_threshold: float = DEFAULT_REGRESSION_THRESHOLD
     fail_on_regression: bool = False
@@ -426,6 +470,9 @@ class VdbenchOptions:
             benchmark_json=Path(bench_json) if bench_json else None,
             min_rounds=_option_or_ini(config, "vdbench_min_rounds", parse_min_rounds, DEFAULT_MIN_ROUNDS),
             min_duration=_option_or_ini(config, "vdbench_min_duration", parse_seconds, DEFAULT_MIN_DURATION),
+            max_duration=_option_or_ini(config, "vdbench_max_duration", parse_seconds, DEFAULT_MAX_DURATION),
+            max_rounds=_option_or_ini(config, "vdbench_max_rounds", parse_min_rounds, DEFAULT_MAX_ROUNDS),
+            precision=_option_or_ini(config, "vdbench_precision", parse_precision, DEFAULT_PRECISION),
             compare=_compare_path(config),
             regression_threshold=_option_or_ini(
                 config, "vdbench_regression_threshold", parse_threshold, DEFAULT_REGRESSION_THRESHOLD

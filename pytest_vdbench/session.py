@@ -23,6 +23,7 @@ from pytest_vdbench.run import ModelRun
 from pytest_vdbench.runtime import RuntimeContext, RuntimeRegistry, RuntimeUnavailable, builtin_runtimes
 from pytest_vdbench.runtime.host import HostInfo, probe_host
 from pytest_vdbench.runtime.owners import OWNER_FILE, FolderInUse, claim_folder, owner, release_folder, sweep_dead_files
+from pytest_vdbench.timing import TimingPolicy
 
 if TYPE_CHECKING:
     from pytest_vdbench.runtime import BuildInfo, Instance, Runtime
@@ -250,7 +251,7 @@ class VdbenchSession:
     def run_for(self, spec: ModelSpec) -> ModelRun:
         run = self.runs.get(spec.id)
         if run is None:
-            run = self.runs[spec.id] = ModelRun(spec, self.runtime, self.protocols)
+            run = self.runs[spec.id] = ModelRun(spec, self.runtime, self.protocols, self.timing_defaults)
             run.budget_selected = self.budget_selected.get(spec.id, set())
             run.scorers = [self.scorer(name) for name in self.metrics_for(spec)]
         return run
@@ -287,6 +288,12 @@ class VdbenchSession:
         if isinstance(runtime, _Unavailable):
             return runtime.reason
         return unmet_requirements(spec, self.host, runtime=runtime.name)
+
+    @property
+    def timing_defaults(self) -> TimingPolicy:
+        """The --vdbench-* timing options (a manifest's ``timing`` overrides them per model)."""
+        o = self.options
+        return TimingPolicy(o.min_rounds, o.min_duration, o.max_duration, o.max_rounds, o.precision)
 
     # -- hooks -----------------------------------------------------------------------------
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:

@@ -65,6 +65,9 @@ ZOO = [
     ("oversized", "test_generate", "*generate output refused: POST /v1/generate answered * bytes, over the limit of *"),
     ("swapped_frames", "test_quality", "*smoothness = * is below expect.quality.smoothness.min = 0.9*"),
     ("chatty", "test_budget", "*the model wrote * MiB of logs per call (*over expect.budgets.log_bytes 1.0 MiB*"),
+    ("caching", "test_generate", "*cached answers: each of 3 fresh seeds took *x to *x as long as seed 1 repeated*"),
+    ("ignores_seed", "test_generate", "*seeds 1 and 7920, 15839, 23758 gave identical bytes*"),
+    ("cheap_repeats", "test_determinism", "*outputs of the timed rounds differ from the checked output: timed round *"),
 ]
 
 

@@ -239,7 +239,8 @@ def test_benchmark_json_merges_xdist_workers(pytester: pytest.Pytester, write_su
     names = {b["name"] for b in doc["benchmarks"]}
     assert {"startup[alpha]", "startup[beta]", "generate[alpha-fox]", "generate[beta-fox]"} <= names
     gen = next(b for b in doc["benchmarks"] if b["name"] == "generate[alpha-fox]")
-    assert gen["stats"]["rounds"] == 3  # rounds 2 + the determinism call; the warmup round is excluded
+    # the adaptive timed rounds only (at least the 3 a VALID timing needs); warmup and audit calls excluded
+    assert gen["stats"]["rounds"] == len(gen["stats"]["data"]) >= 3
     assert gen["extra_info"]["worker"].startswith("gw") and "concurrent_models" in gen["extra_info"]
     assert {"machine_info", "commit_info", "datetime", "version"} <= set(doc)
     compare = pytester.run(sys.executable, "-m", "pytest_benchmark.cli", "compare", str(pytester.path / "bench.json"))

@@ -85,6 +85,15 @@ def script_errors(dom: str) -> str:
     return match.group(1).strip()
 
 
+def polyline(html: str, cls: str) -> list[tuple[float, float]]:
+    """The points of the first ``<polyline class=cls>``, each checked to lie inside the chart."""
+    match = re.search(rf'<polyline class="{cls}"[^>]*points="([^"]*)"', html)
+    assert match, f"no polyline {cls!r}"
+    points = [(float(x), float(y)) for x, y in (p.split(",") for p in match.group(1).split())]
+    assert all(0 <= x <= 420 and 0 <= y <= 160 for x, y in points), points
+    return points
+
+
 def model_order(dom: str) -> list[str]:
     body = dom.split('<table id="models"', 1)[1].split("</table>", 1)[0]
     return re.findall(r'<tr data-model="([^"]+)"', body)
@@ -92,7 +101,8 @@ def model_order(dom: str) -> list[str]:
 
 def test_report_html_in_headless_chromium(pytester: pytest.Pytester, write_suite: Callable[..., Path], tmp_path: Path) -> None:
     browser = chromium_or_skip()
-    suite = write_suite(toy_manifest("alpha"), toy_manifest("beta", fault="slow"))
+    alpha = toy_manifest("alpha", load={"concurrency": [1, 2, 4], "requests": 8, "duration": "20s"})
+    suite = write_suite(alpha, toy_manifest("beta", fault="slow"))
     result = pytester.runpytest_subprocess(
         "--vdbench",
         f"--vdbench-suite={suite}",
@@ -101,8 +111,9 @@ def test_report_html_in_headless_chromium(pytester: pytest.Pytester, write_suite
         "no:cacheprovider",
         "--benchmark-disable",
         "--vdbench-report=rep",
+        "--vdbench-precision=0.5",
     )
-    result.assert_outcomes(passed=11, failed=1, skipped=2)
+    result.assert_outcomes(passed=12, failed=1, skipped=2)  # alpha's test_throughput too
     page = pytester.path / "rep" / "report.html"
     profile = tmp_path / "profile"
 
@@ -110,7 +121,16 @@ def test_report_html_in_headless_chromium(pytester: pytest.Pytester, write_suite
     assert 'data-report-ready="yes"' in root_tag(dom), "the report's script did not run to its end"
     assert "data-script-errors" not in root_tag(dom) and script_errors(dom) == ""
     assert '<table id="models" class="sortable">' in dom and model_order(dom) == ["alpha", "beta"]
-    assert len(re.findall(r"<svg [^>]*>", dom)) == 3 and len(re.findall(r'<rect class="bar', dom)) == 3 * 2
+    # 3 bar charts, 1 throughput curve (alpha), 2 resource timelines
+    assert len(re.findall(r"<svg [^>]*>", dom)) == 3 + 1 + 2 and len(re.findall(r'<rect class="bar', dom)) == 3 * 2
+    throughput = dom.split('class="chart throughput"', 1)[1].split("</figure>", 1)[0]
+    for line in ("p50", "p99"):
+        assert len(polyline(throughput, f"line-{line}")) == 3  # one point per concurrency level
+    assert throughput.count("<tr><td") == 3  # the levels' table: 1, 2, 4 clients
+    timelines = dom.split('class="chart timeline"')[1:]
+    assert [re.findall(r'data-model="([^"]+)"', t)[0] for t in timelines] == ["alpha", "beta"]
+    for timeline in timelines:
+        assert len(polyline(timeline, "memory")) >= 2 and timeline.count('<line class="mark"') >= 4
     assert len(re.findall(r'<img src="data:image/png;base64,', dom)) == 2 * 6
     assert "exceeds expect.budgets.generate_seconds" in dom  # the failure with its message
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,7 @@ def test_baseline_problems_are_usage_errors_naming_the_file_and_the_fix(tmp_path
         load_baseline(write(tmp_path / "bad.json", "{oops"), SCHEMA_VERSION)
     with pytest.raises(pytest.UsageError, match=r"list.json: not a vdbench report.json \(no schema_version\)"):
         load_baseline(write(tmp_path / "list.json", [1, 2]), SCHEMA_VERSION)
-    with pytest.raises(pytest.UsageError, match=r"old.json: report schema version 1, .* reads version 2; re-run the baseline"):
+    with pytest.raises(pytest.UsageError, match=r"old.json: report schema version 1, .* reads version 3; re-run the baseline"):
         load_baseline(write(tmp_path / "old.json", {"schema_version": 1, "models": []}), SCHEMA_VERSION)
     with pytest.raises(pytest.UsageError, match=r"rows.json: 'models' must be a list of rows with an 'id'"):
         load_baseline(write(tmp_path / "rows.json", {"schema_version": SCHEMA_VERSION, "models": [{}]}), SCHEMA_VERSION)
@@ -117,3 +119,25 @@ def test_baseline_problems_are_usage_errors_naming_the_file_and_the_fix(tmp_path
 def test_unreadable_baseline_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(pytest.UsageError, match=r"--vdbench-compare .*: cannot read it"):
         load_baseline(tmp_path, SCHEMA_VERSION)  # a folder
+
+
+def _with_rounds(r: dict[str, Any], rounds: list[float]) -> dict[str, Any]:
+    stats = r["timings"]["generate"]["fox"]
+    stats["data"], stats["median"] = rounds, statistics.median(rounds)
+    return r
+
+
+def test_a_median_jump_within_the_rounds_noise_is_not_a_regression() -> None:
+    noisy = [0.05, 0.30, 0.10, 0.25, 0.15, 0.20, 0.08, 0.28, 0.12, 0.22, 0.18, 0.06]  # spread over 6x
+    later = [v * 1.2 for v in reversed(noisy)]  # a median 20 % higher, but within that spread
+    d = deltas(_with_rounds(row(), noisy), _with_rounds(row(), later))["generate[fox]"]
+    assert d.change > 0.10 and not d.regression and d.interval is not None and d.interval[0] < 0 < d.interval[1]
+    assert d.note.startswith("not judged: within noise: the change's 95 % interval")
+
+
+def test_a_real_slowdown_in_the_rounds_is_a_regression_with_its_interval() -> None:
+    rng = random.Random(6)
+    before = [0.1 * rng.lognormvariate(0, 0.05) for _ in range(60)]
+    after = [0.13 * rng.lognormvariate(0, 0.05) for _ in range(60)]
+    d = deltas(_with_rounds(row(), before), _with_rounds(row(), after))["generate[fox]"]
+    assert d.regression and d.interval is not None and 0.1 < d.interval[0] < 0.3 < d.interval[1] < 0.5

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from pytest_vdbench.report.stats import percentile, summarize
-from pytest_vdbench.report.timings import timed_latencies
 
 
 @pytest.mark.parametrize(
@@ -89,11 +88,3 @@ def test_bad_samples_are_refused() -> None:
 def test_as_dict_carries_the_verdict() -> None:
     d = summarize([1.0, 2.0, 3.0], min_rounds=3, min_duration=0, warmup_rounds=2).as_dict()
     assert d["verdict"] == "VALID" and d["median"] == 2.0 and d["warmup_rounds"] == 2
-
-
-def test_warmup_rounds_are_not_timed_rounds() -> None:
-    # 1 warmup, 3 rounds of test_generate, then test_determinism's second call (warm: a fair sample)
-    latencies = [9.0, 0.1, 0.2, 0.3, 0.25]
-    assert timed_latencies(latencies, warmup_rounds=1) == [0.1, 0.2, 0.3, 0.25]
-    assert timed_latencies([9.0], warmup_rounds=1) == []
-    assert timed_latencies([0.1, 0.2], warmup_rounds=0) == [0.1, 0.2]

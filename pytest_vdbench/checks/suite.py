@@ -11,9 +11,11 @@ import itertools
 import os
 from typing import Any, NoReturn
 
+import numpy as np
 import pytest
 
 from pytest_vdbench.checks.expectations import bound_problems, determinism_problems, output_problems, requirement_problems
+from pytest_vdbench.checks.load import run_level
 from pytest_vdbench.checks.quality import metric_registry, quality_scores
 from pytest_vdbench.checks.scorers import ScorerOutcome, score_case
 from pytest_vdbench.endpoint import AdapterError, HostLibraryMissing
@@ -22,6 +24,7 @@ from pytest_vdbench.protocols import NotSupported
 from pytest_vdbench.run import ModelNotReady, ModelRun, ModelUnavailable
 from pytest_vdbench.runtime import ResourceUsage
 from pytest_vdbench.runtime.host import format_bytes
+from pytest_vdbench.timing import median_interval, stop_reason, timing_problems
 
 
 def _fail(problems: list[str], run: ModelRun, *, logs: bool = False) -> None:
@@ -66,16 +69,93 @@ def _started(run: ModelRun) -> None:
     _fail_once(run, "startup", error)  # outside the except: no "during handling" chain in the report
 
 
-def _generate(run: ModelRun, case: Case) -> Any:
+def _generate(run: ModelRun, case: Case, phase: str = "check") -> Any:
     key = f"generate:{case.id}"
     if key in run.reported:
         _fail_once(run, key, run.case_result(case).error or "generation failed")
     try:
-        return run.generate(case)
+        return run.generate(case, phase)
     except AdapterError as exc:
         _fail_once(run, key, _why(run, case, exc))
     except HostLibraryMissing as exc:  # a gap of this host, not a fault of the model: skip, naming the fix
         pytest.skip(f"{run.spec.id}: {exc}")
+
+
+class _Enough(Exception):
+    """The timed rounds may stop (raised from pedantic's per-round setup, caught around it)."""
+
+
+def _time_rounds(run: ModelRun, case: Case, benchmark: Any) -> None:
+    """Warmup, then timed rounds until the stopping rule of ``run.policy`` says enough.
+
+    pytest-benchmark times each round (``pedantic``, its statistics and JSON); its ``setup`` hook
+    runs before every round, so raising there ends the rounds once the median is precise or a cap
+    is reached. With --benchmark-disable or xdist, pedantic calls once and this loop goes on alone.
+    """
+    result = run.case_result(case)
+    run.mark(f"{case.id}:warmup")
+    for _ in range(run.spec.manifest.warmup_rounds):
+        _generate(run, case, "warmup")
+    run.mark(f"{case.id}:rounds")
+
+    def enough() -> None:
+        reason = stop_reason(result.timed(), run.policy)
+        if reason is not None:
+            result.stopped = reason
+            raise _Enough
+
+    with contextlib.suppress(_Enough):
+        benchmark.pedantic(_generate, args=(run, case, "timed"), setup=enough, rounds=run.policy.max_rounds, iterations=1)
+        while True:
+            enough()
+            _generate(run, case, "timed")
+    run.mark(f"{case.id}:done")
+
+
+#: a fresh seed answered this many times slower than the repeated one means the repeats were cached
+CACHE_FACTOR = 3.0
+#: ... and by at least this many seconds (sub-millisecond noise is no cache)
+CACHE_MARGIN = 0.01
+FRESH_SEEDS = 3
+
+
+def _cache_problems(run: ModelRun, case: Case) -> list[str]:
+    """Audit: repeated calls must cost what fresh ones cost, and fresh seeds must change the output.
+
+    Each fresh seed is paired with a repeat of the case's own seed right after it, so a burst of
+    load on the host slows both calls of a pair alike; only every pair's fresh call being far
+    slower than its repeat says the repeats were cached.
+    """
+    if case.seed is None:
+        return []
+    first = run.case_result(case).generation
+    if first is None:
+        return []
+    pairs = []
+    for i in range(1, FRESH_SEEDS + 1):
+        try:
+            fresh = run.generate(case, seed=case.seed + 7919 * i)
+        except AdapterError as exc:
+            _fail_once(run, f"generate:{case.id}", _why(run, case, exc))
+        pairs.append((fresh, _generate(run, case)))
+    problems = []
+    ratios = [f.total_seconds / max(r.total_seconds, 1e-9) for f, r in pairs]
+    seen = ", ".join(f"{f.total_seconds * 1000:.3g} vs {r.total_seconds * 1000:.3g} ms" for f, r in pairs)
+    if all(f.total_seconds > CACHE_FACTOR * r.total_seconds + CACHE_MARGIN for f, r in pairs):
+        problems.append(
+            f"cached answers: each of {FRESH_SEEDS} fresh seeds took {min(ratios):.3g}x to {max(ratios):.3g}x as long as "
+            f"seed {case.seed} repeated right after it ({seen}): "
+            "the adapter answers repeated requests from a cache, so the timings measure the cache, not the model"
+        )
+    same = [f for f, _ in pairs if f.output.shape == first.output.shape and np.array_equal(f.output, first.output)]
+    # a constant output is the same for every seed too: test_quality names that fault
+    varies = first.output.size > 0 and bool(np.nanmax(first.output) != np.nanmin(first.output))
+    if len(same) == len(pairs) and varies:
+        problems.append(
+            f"seeds {case.seed} and {', '.join(str(case.seed + 7919 * i) for i in range(1, FRESH_SEEDS + 1))} gave identical "
+            "bytes: the adapter ignores the seed (or answers from a cache keyed without it)"
+        )
+    return problems
 
 
 def _why(run: ModelRun, case: Case, exc: AdapterError) -> str:
@@ -99,6 +179,13 @@ def _first(run: ModelRun, case: Case) -> Any:
     if result.generation is None:
         _generate(run, case)
     return result.generation
+
+
+def _malformed_skip(run: ModelRun, case: Case, output: Any) -> None:
+    """A malformed output fails the first test that meets it; its dependents skip naming that test."""
+    problems = output_problems(output, run.spec.manifest.case_expect(case))
+    if problems:
+        _fail_once(run, f"output:{case.id}", "\n".join(problems))
 
 
 def test_build(vdbench_run: ModelRun, benchmark: Any) -> None:
@@ -210,15 +297,11 @@ def test_generate(vdbench_run: ModelRun, vdbench_case: Case, benchmark: Any) -> 
     """Output has the expected shape, dtype and range, with no NaN/inf; latency is benchmarked."""
     _started(vdbench_run)
     m = vdbench_run.spec.manifest
-    if getattr(benchmark, "disabled", False):
-        # --benchmark-disable and xdist make pedantic() call once; the model still owes every round
-        for _ in range(m.warmup_rounds + m.rounds - 1):
-            _generate(vdbench_run, vdbench_case)
-        gen = benchmark.pedantic(_generate, args=(vdbench_run, vdbench_case), rounds=1, iterations=1)
-    else:
-        gen = benchmark.pedantic(
-            _generate, args=(vdbench_run, vdbench_case), rounds=m.rounds, warmup_rounds=m.warmup_rounds, iterations=1
-        )
+    _time_rounds(vdbench_run, vdbench_case, benchmark)
+    result = vdbench_run.case_result(vdbench_case)
+    gen = _first(vdbench_run, vdbench_case)
+    timed, policy = result.timed(), vdbench_run.policy
+    interval = median_interval(timed)
     out = gen.output
     frames = out.shape[0] if m.modality == "video" and out.ndim == 4 else None
     benchmark.extra_info.update(
@@ -231,12 +314,19 @@ def test_generate(vdbench_run: ModelRun, vdbench_case: Case, benchmark: Any) -> 
             "dtype": out.dtype.name,
             "bytes": gen.nbytes,
             "server_seconds": gen.server_seconds,
+            "timed_rounds": len(timed),
+            "stopped": result.stopped,
+            "median_round_trip": interval.median if interval else None,
+            "median_interval": [interval.low, interval.high] if interval else None,
+            "median_precision": interval.relative if interval else None,
+            "timing_problems": timing_problems(timed, policy),
             "frames_per_second": frames / gen.server_seconds if frames and gen.server_seconds else None,
             # contention: how many other models held resources on this host when this one started
             "concurrent_models": getattr(getattr(vdbench_run.instance, "reservation", None), "concurrent", 0),
         }
     )
-    _fail(output_problems(_first(vdbench_run, vdbench_case).output, m.case_expect(vdbench_case)), vdbench_run)
+    _malformed_skip(vdbench_run, vdbench_case, gen.output)
+    _fail(_cache_problems(vdbench_run, vdbench_case), vdbench_run)
 
 
 def test_determinism(vdbench_run: ModelRun, vdbench_case: Case) -> None:
@@ -248,8 +338,16 @@ def test_determinism(vdbench_run: ModelRun, vdbench_case: Case) -> None:
         pytest.skip("the case has seed: null, so no output is reproducible")
     _started(vdbench_run)
     first = _first(vdbench_run, vdbench_case).output
+    _malformed_skip(vdbench_run, vdbench_case, first)
     second = _generate(vdbench_run, vdbench_case).output
-    _fail(determinism_problems(first, second, expect.determinism_atol, vdbench_case.seed), vdbench_run)
+    problems = determinism_problems(first, second, expect.determinism_atol, vdbench_case.seed)
+    mismatch = vdbench_run.case_result(vdbench_case).round_mismatch
+    if mismatch is not None:
+        problems.append(
+            f"outputs of the timed rounds differ from the checked output: {mismatch} (seed {vdbench_case.seed}); "
+            "an adapter that answers repeated calls with cheaper output makes the timings lie"
+        )
+    _fail(problems, vdbench_run)
     golden = vdbench_run.golden.get(vdbench_case.id)
     if expect.golden == "strict" and golden is not None:
         from pytest_vdbench.store.fingerprint import output_digest
@@ -269,9 +367,7 @@ def test_quality(vdbench_run: ModelRun, vdbench_case: Case, request: pytest.Fixt
     expect = vdbench_run.spec.manifest.case_expect(vdbench_case)
     _started(vdbench_run)
     output = _first(vdbench_run, vdbench_case).output
-    problems = output_problems(output, expect)
-    if problems:
-        pytest.skip(f"quality not scored: the output is malformed ({problems[0]}); test_generate reports it")
+    _malformed_skip(vdbench_run, vdbench_case, output)
     try:
         registry = metric_registry(request.config)
         scores, not_computed = quality_scores(vdbench_run, vdbench_case, output, registry)
@@ -336,6 +432,7 @@ def test_budget(vdbench_run: ModelRun, vdbench_case: Case) -> None:
         )
     if run.median_latency(vdbench_case) is None:
         _generate(run, vdbench_case)
+    _malformed_skip(run, vdbench_case, _first(run, vdbench_case).output)
     usage = run.usage()
     problems: list[str] = []
     if usage is not None:
@@ -361,7 +458,8 @@ def test_budget(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     if notes and problems and problems[-1].startswith("median generation time"):
         problems[-1] += f" (the server's own timing was not believed: {notes[0]})"
     problems += _log_problems(run, usage, budgets.log_bytes)
-    rss = run.case_result(vdbench_case).rss[run.spec.manifest.warmup_rounds :]
+    # this case's own timed rounds: another case's calls between them must not count as its growth
+    rss = run.case_result(vdbench_case).timed_rss
     if len(rss) >= 3 and all(b > a for a, b in itertools.pairwise(rss)) and rss[-1] - rss[0] > budgets.memory_growth:
         problems.append(
             f"memory grows on every call: the adapter's peak RSS rose {format_bytes(rss[-1] - rss[0])} over {len(rss)} calls "
@@ -378,4 +476,37 @@ def test_budget(vdbench_run: ModelRun, vdbench_case: Case) -> None:
         startup, what = phases["container"], "container start (image on the node to ready; queue wait and pull excluded)"
     if budgets.startup_seconds is not None and startup is not None and startup > budgets.startup_seconds:
         problems.append(f"{what} took {startup:.2f}s, over expect.budgets.startup_seconds {budgets.startup_seconds:g}s")
+    _fail(problems, run, logs=bool(problems))
+
+
+def test_throughput(vdbench_run: ModelRun, vdbench_case: Case) -> None:
+    """Opt-in (manifest ``load``): latency p50/p90/p99 and throughput at each concurrency level."""
+    run = vdbench_run
+    load = run.spec.manifest.load
+    assert load is not None  # collected only for manifests with a load section
+    _started(run)
+    _first(run, vdbench_case)  # fits a tabular model; a broken generation is reported once
+    _malformed_skip(run, vdbench_case, _first(run, vdbench_case).output)
+    client, limit = run.client, run.spec.manifest.case_expect(vdbench_case).output_limit()
+
+    def call() -> Any:
+        return client.generate(vdbench_case.prompt, seed=vdbench_case.seed, params=vdbench_case.params, max_bytes=limit)
+
+    levels = []
+    for concurrency in load.concurrency:
+        run.mark(f"{vdbench_case.id}:load x{concurrency}")
+        levels.append(run_level(call, concurrency, load.requests, load.duration))
+    run.mark(f"{vdbench_case.id}:load done")
+    run.case_result(vdbench_case).load = [level.as_dict() for level in levels]
+    problems = [f"concurrency {lv.concurrency}: {len(lv.errors)} request(s) failed: {lv.errors[0]}" for lv in levels if lv.errors]
+    best = max(levels, key=lambda lv: lv.throughput)
+    floor = run.spec.manifest.case_expect(vdbench_case).budgets.throughput_min
+    if floor is not None and best.throughput < floor:
+        problems.append(
+            f"throughput {best.throughput:.3g} outputs/s (best, at concurrency {best.concurrency}) is below "
+            f"expect.budgets.throughput_min {floor:g}"
+        )
+    if all(not lv.latencies for lv in levels):
+        busy = sum(sum(lv.busy.values()) for lv in levels)
+        problems.append(f"no request succeeded at any concurrency level (busy answers: {busy})")
     _fail(problems, run, logs=bool(problems))

@@ -39,10 +39,12 @@ __all__ = [
     "Case",
     "CogOptions",
     "DeclaredRequirements",
+    "Load",
     "Manifest",
     "ManifestError",
     "ModelSpec",
     "OipOptions",
+    "Timing",
     "discover_manifests",
     "load_manifest",
     "matches",
@@ -216,6 +218,9 @@ class Budgets(_Frozen):
     startup_seconds: Seconds | None = Field(None, description="container start to ready")
     fit_seconds: Seconds | None = Field(None, description="tabular fit time")
     peak_memory: Memory | None = Field(None, description="peak container memory")
+    throughput_min: float | None = Field(
+        None, gt=0, description="test_throughput: outputs per second at the best concurrency level must reach this"
+    )
     memory_growth: Bytes = Field(
         64 * 1024**2, description="fail when the adapter's peak RSS rises on every timed call by more than this in total"
     )
@@ -224,6 +229,42 @@ class Budgets(_Frozen):
         description="most the model may write to stdout/stderr per generate/fit call on average (startup included); "
         "null: unlimited",
     )
+
+
+class Timing(_Frozen):
+    """Adaptive timed rounds; unset keys take the --vdbench-* options (or their ini/defaults)."""
+
+    min_rounds: int | None = Field(None, ge=1, le=10000, description="a VALID timing needs at least this many timed rounds")
+    min_duration: Seconds | None = Field(None, description="... and timed rounds lasting this long in total")
+    max_duration: Seconds | None = Field(None, description="stop timing a case after this many seconds of timed rounds")
+    max_rounds: int | None = Field(None, ge=1, le=10000, description="stop timing a case after this many timed rounds")
+    precision: float | None = Field(
+        None, gt=0, lt=1, description="stop once the median's 95 % interval lies within ± this fraction (0.05 = ±5 %)"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Timing:
+        if self.min_rounds is not None and self.max_rounds is not None and self.min_rounds > self.max_rounds:
+            raise ValueError(f"min_rounds {self.min_rounds} is greater than max_rounds {self.max_rounds}")
+        if self.min_duration is not None and self.max_duration is not None and self.min_duration > self.max_duration:
+            raise ValueError(f"min_duration {self.min_duration:g}s is greater than max_duration {self.max_duration:g}s")
+        return self
+
+
+class Load(_Frozen):
+    """The opt-in throughput scenario: test_throughput[case] at each concurrency level."""
+
+    concurrency: list[int] = Field([1, 2, 4], min_length=1, description="concurrent clients, one level after another")
+    requests: int = Field(20, ge=1, le=100000, description="requests per level (all clients together)")
+    duration: Seconds = Field(30.0, description="stop a level after this long even if requests remain")
+
+    @field_validator("concurrency")
+    @classmethod
+    def _levels(cls, value: list[int]) -> list[int]:
+        bad = [c for c in value if c < 1 or c > 256]
+        if bad:
+            raise ValueError(f"concurrency levels must lie in 1..256, got {bad}")
+        return value
 
 
 class Bound(_Frozen):
@@ -465,7 +506,9 @@ class Manifest(_Frozen):
     cases: list[Case] = Field(
         default_factory=list, max_length=MAX_CASES, description="generation requests (at least one; none for kind: metric)"
     )
-    rounds: int = Field(3, ge=1, le=1000, description="timed generation rounds")
+    rounds: int = Field(3, ge=1, le=1000, description="at least this many timed generation rounds (then timing decides)")
+    timing: Timing = Field(default_factory=Timing, description="adaptive timed rounds (defaults: --vdbench-* options)")
+    load: Load | None = Field(None, description="opt-in throughput scenario (test_throughput[case])")
     warmup_rounds: int = Field(1, ge=0, le=100)
     variants: dict[str, Any] = Field(default_factory=dict, description="name -> overrides")
 

@@ -1,7 +1,10 @@
 """``--vdbench-compare``: per-model deltas against a previous report.json, and regressions flagged.
 
 Timings are judged only when both runs call them VALID (see :mod:`.stats`); a change between an
-INVALID and anything else is shown with a note, never flagged. Peak memory and quality scores are
+INVALID and anything else is shown with a note, never flagged. A timing regresses only when its
+median rose by more than the threshold AND the two runs' rounds say the rise is real: the 95 %
+moving-block bootstrap interval of the median ratio lies above 1 (:func:`median_change`); the
+interval of the change is shown either way. Peak memory and quality scores are
 single deterministic-enough measurements and are always judged. Pure functions over report rows.
 """
 
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pytest_vdbench.timing import median_change
 
 __all__ = ["Delta", "ModelComparison", "compare_rows", "load_baseline"]
 
@@ -31,6 +36,8 @@ class Delta:
     worse: bool
     regression: bool
     note: str = ""
+    #: timings: the 95 % interval of the relative change, from both runs' rounds (None without rounds)
+    interval: tuple[float, float] | None = None
 
 
 @dataclass
@@ -118,9 +125,19 @@ def _compare_timing(name: str, old: dict[str, Any], new: dict[str, Any], thresho
         for side, s in (("previous", old), ("this", new))
         if not s.get("valid")
     ]
-    regression = worse and change > threshold and not notes
+    interval = None
+    real = True  # single measurements (startup, fit) carry no rounds: the threshold alone judges them
+    rounds_old, rounds_new = old.get("data") or [], new.get("data") or []
+    if len(rounds_old) > 1 and len(rounds_new) > 1:
+        ratio = median_change(rounds_old, rounds_new)
+        if ratio is not None:
+            interval = (ratio.low - 1, ratio.high - 1)
+            real = ratio.exceeds(threshold)
+            if worse and change > threshold and not real:
+                notes.append(f"within noise: the change's 95 % interval {ratio.describe().split('(')[1].rstrip(')')} includes 0")
+    regression = worse and change > threshold and real and not any(n.startswith(("previous", "this")) for n in notes)
     note = "not judged: " + "; ".join(notes) if notes else ""
-    return Delta(name, "timing", float(before), float(after), change, worse, regression, note)
+    return Delta(name, "timing", float(before), float(after), change, worse, regression, note, interval)
 
 
 def _compare_quality(old: dict[str, Any], row: dict[str, Any], threshold: float, directions: Mapping[str, int]) -> list[Delta]:

@@ -44,7 +44,11 @@ def report_document(session: VdbenchSession) -> dict[str, Any]:
         "statistics": {
             "min_rounds": session.options.min_rounds,
             "min_duration_seconds": session.options.min_duration,
-            "warmup": "each case's warmup rounds run first and are excluded; every later generation of the case is timed",
+            "max_duration_seconds": session.options.max_duration,
+            "max_rounds": session.options.max_rounds,
+            "precision": session.options.precision,
+            "warmup": "each case's warmup rounds run first and are excluded; test_generate's adaptive rounds are timed",
+            "headline": "round trip (request to decoded output); the server's own time is server_median",
         },
         "models": rows,
         "skipped": dict(sorted(session.skipped.items())),

@@ -86,7 +86,7 @@ def render_html(doc: dict[str, Any], directory: Path) -> str:
     metrics, quality = _quality_table(rows)
     charts = [
         bar_chart("Startup (create → ready)", rows, "startup_seconds", "seconds"),
-        bar_chart("Generation time (median of timed rounds)", rows, "generate_seconds_median", "seconds"),
+        bar_chart("Generation time (median round trip of the timed rounds)", rows, "generate_seconds_median", "seconds"),
         bar_chart("Peak memory", rows, "peak_memory_bytes", "bytes"),
     ]
     from pytest_vdbench.store.history import TREND_FIGURES, TREND_RUNS, trend_svg
@@ -95,6 +95,8 @@ def render_html(doc: dict[str, Any], directory: Path) -> str:
         {"model": model, "runs": len(points), "svgs": [trend_svg(points, f) for f in TREND_FIGURES]}
         for model, points in sorted((doc.get("trends") or {}).items())
     ]
+    from pytest_vdbench.report.charts import HEIGHT, WIDTH, throughput_charts, timeline_charts
+
     template = _environment().get_template("report.html.j2")
     return template.render(
         doc=doc,
@@ -103,6 +105,9 @@ def render_html(doc: dict[str, Any], directory: Path) -> str:
         skipped_rows=[r for r in rows if str(r["status"]).startswith("skipped")],
         charts=charts,
         chart_width=CHART_WIDTH,
+        throughput=throughput_charts(rows),
+        timelines=timeline_charts(rows),
+        line_size=(WIDTH, HEIGHT),
         strips=strips,
         metrics=metrics,
         quality=quality,

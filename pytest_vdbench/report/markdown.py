@@ -60,12 +60,50 @@ def _comparison(doc: dict[str, Any]) -> list[str]:
             out.append(f"| {md_cell(r['id'])} | | | | | {md_cell(comp['note'])} |")
         for d in comp.get("deltas", []):
             flag = "**REGRESSION**" if d["regression"] else d["note"]
+            change = f"{d['change']:+.1%}"
+            if d.get("interval"):
+                change += f" (95 % CI {d['interval'][0]:+.1%} .. {d['interval'][1]:+.1%})"
             out.append(
                 f"| {md_cell(r['id'])} | {md_cell(d['metric'])} | {fmt_value(d['kind'], d['before'])} "
-                f"| {fmt_value(d['kind'], d['after'])} | {d['change']:+.1%} | {md_cell(flag)} |"
+                f"| {fmt_value(d['kind'], d['after'])} | {change} | {md_cell(flag)} |"
             )
     out += [f"| {md_cell(model)} | | | | | gone: in the previous report only |" for model in comparison["gone"]]
     return out
+
+
+def _timings(rows: list[dict[str, Any]]) -> list[str]:
+    out = [
+        "",
+        "## Generation timings",
+        "",
+        "| Model | Case | Rounds | Median (round trip) | 95 % interval | Server time | Verdict |",
+    ]
+    out.append("|---|---|---|---|---|---|---|")
+    for r in rows:
+        for case, s in (r.get("timings") or {}).get("generate", {}).items():
+            ci = "n/a" if s.get("ci_low") is None else f"{fmt_seconds(s['ci_low'])} .. {fmt_seconds(s['ci_high'])}"
+            if s.get("precision") is not None:
+                ci += f" (±{100 * s['precision']:.1f} %)"
+            out.append(
+                f"| {md_cell(r['id'])} | {md_cell(case)} | {s['rounds']} | {fmt_seconds(s['median'])} | {ci} "
+                f"| {fmt_seconds(s.get('server_median'))} | {s['verdict']} |"
+            )
+    return out if len(out) > 4 else []
+
+
+def _throughput(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["", "## Throughput", "", "| Model | Case | Concurrency | Outputs/s | p50 | p90 | p99 | Queue p50 | Busy |"]
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        for case, levels in sorted((r.get("throughput") or {}).items()):
+            for lv in levels:
+                lat = lv["latency_seconds"]
+                out.append(
+                    f"| {md_cell(r['id'])} | {md_cell(case)} | {lv['concurrency']} | {lv['throughput_per_second']:.3g} "
+                    f"| {fmt_seconds(lat['p50'])} | {fmt_seconds(lat['p90'])} | {fmt_seconds(lat['p99'])} "
+                    f"| {fmt_seconds(lv['queue_p50_seconds'])} | {md_cell(lv['busy'] or 'none')} |"
+                )
+    return out if len(out) > 4 else []
 
 
 def _failures(rows: list[dict[str, Any]]) -> list[str]:
@@ -104,9 +142,13 @@ def markdown(doc: dict[str, Any]) -> str:
     stats = doc["statistics"]
     out += [
         "",
-        f"Timings: median of the timed rounds (warmup excluded); VALID needs ≥ {stats['min_rounds']} rounds "
-        f"and ≥ {stats['min_duration_seconds']:g}s in total.",
+        f"Timings: median round trip of the timed rounds (warmup excluded); rounds continue until the median's "
+        f"95 % interval is within ±{100 * stats['precision']:g} % (at most {stats['max_duration_seconds']:g}s or "
+        f"{stats['max_rounds']} rounds per case); VALID needs ≥ {stats['min_rounds']} rounds, "
+        f"≥ {stats['min_duration_seconds']:g}s in total and that precision.",
     ]
+    out += _timings(rows)
+    out += _throughput(rows)
     invalid = [(r["id"], r["timing_reason"]) for r in rows if verdict(r) == "INVALID"]
     if invalid:
         out += ["", "## INVALID timings", ""] + [f"- **{md_cell(m)}**: {md_cell(reason)}" for m, reason in invalid]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from pytest_vdbench.report.stats import summarize
-from pytest_vdbench.report.timings import timed_latencies
 
 if TYPE_CHECKING:
     from pytest_vdbench.report.state import ReportState
@@ -35,6 +35,8 @@ class ReportRow(TypedDict, total=False):
     startup_phases: dict[str, float] | None
     generate_seconds_median: float | None
     generate_seconds_p90: float | None
+    generate_seconds_ci: list[float] | None
+    generate_server_seconds_median: float | None
     generate_case: str | None
     fit_seconds: float | None
     timings: dict[str, Any]
@@ -61,6 +63,8 @@ class ReportRow(TypedDict, total=False):
     media: list[dict[str, Any]]
     provenance: dict[str, Any]
     comparison: dict[str, Any]
+    throughput: dict[str, list[dict[str, Any]]]
+    timeline: dict[str, Any]
 
 
 def _case_stats(run: ModelRun, opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -72,9 +76,23 @@ def _case_stats(run: ModelRun, opts: dict[str, Any]) -> tuple[dict[str, Any], di
         result = run.cases.get(case.id)
         if result is None:
             continue
-        if result.latencies:
-            samples = timed_latencies(result.latencies, m.warmup_rounds)
-            generate[case.id] = summarize(samples, warmup_rounds=m.warmup_rounds, what=f"generate[{case.id}]", **opts).as_dict()
+        timed = result.timed()
+        if timed:
+            what = f"generate[{case.id}]"
+            stats = summarize(timed, warmup_rounds=m.warmup_rounds, what=what, policy=run.policy, **opts).as_dict()
+            # the server's own compute time of the same rounds (native X-Vdbench-Seconds, Cog predict_time,
+            # OIP's reported time; the round trip where the server tells none), labelled beside the headline
+            server = summarize(result.timed(server=True), what=what, policy=run.policy, **opts)
+            stats.update(
+                {
+                    "headline": "round trip",
+                    "stopped": result.stopped,
+                    "server_median": server.median,
+                    "server_p90": server.p90,
+                    "server_data": server.data,
+                }
+            )
+            generate[case.id] = stats
         if result.fit_seconds is not None:
             fit[case.id] = summarize([result.fit_seconds], what=f"fit[{case.id}]", **opts).as_dict()
     return generate, fit
@@ -121,6 +139,8 @@ def _timing_fields(run: ModelRun, opts: dict[str, Any]) -> ReportRow:
         "startup_phases": getattr(run.instance, "phases", None) or None,
         "generate_seconds_median": headline[1]["median"] if headline else None,
         "generate_seconds_p90": headline[1]["p90"] if headline else None,
+        "generate_seconds_ci": [headline[1]["ci_low"], headline[1]["ci_high"]] if headline else None,
+        "generate_server_seconds_median": headline[1]["server_median"] if headline else None,
         "generate_case": headline[0] if headline else None,
         "fit_seconds": sum(fits) or None,
         "timings": {"startup": startup, "generate": generate, "fit": fit},
@@ -184,6 +204,35 @@ def _media(run: ModelRun) -> list[dict[str, Any]]:
     ]
 
 
+#: a model's timeline keeps at most this many samples in report.json (evenly thinned, peaks kept)
+TIMELINE_POINTS = 400
+
+
+def timeline(run: ModelRun) -> dict[str, Any]:
+    """The model's resource samples (memory, CPU %, GPU memory), thinned to TIMELINE_POINTS, with phase marks.
+
+    Times are seconds since the model started. Each kept point is the sample of highest memory in
+    its stretch, so thinning never hides a peak. CPU % is the CPU time used between kept points.
+    """
+    samples = run.timeline
+    t0 = run.started_at or (samples[0][0] if samples else 0.0)
+    step = max(1, -(-len(samples) // TIMELINE_POINTS))
+    kept = [max(samples[i : i + step], key=lambda s: s[1]) for i in range(0, len(samples), step)]
+    cpu: list[float | None] = [None]
+    for before, after in itertools.pairwise(kept):
+        dt = after[0] - before[0]
+        used = None if after[2] is None or before[2] is None or dt <= 0 else 100 * (after[2] - before[2]) / dt
+        cpu.append(used)
+    return {
+        "t": [round(s[0] - t0, 3) for s in kept],
+        "memory_bytes": [s[1] for s in kept],
+        "cpu_percent": [None if c is None else round(c, 1) for c in cpu],
+        "gpu_memory_bytes": [s[3] for s in kept] if any(s[3] is not None for s in kept) else None,
+        "marks": [{"t": round(t - t0, 3), "label": label} for t, label in run.marks],
+        "samples": len(samples),
+    }
+
+
 def build_row(session: VdbenchSession, run_id: str, run: ModelRun, rec: ReportState | None) -> ReportRow:
     """Everything one model run produced, as one JSON-ready row."""
     from pytest_vdbench.report.provenance import run_provenance
@@ -214,6 +263,8 @@ def build_row(session: VdbenchSession, run_id: str, run: ModelRun, rec: ReportSt
             "outcomes": dict(rec.outcomes.get(run_id, {})) if rec else {},
             "log_tail": rec.log_tails.get(run_id, "") if rec else "",
             "media": _media(run),
+            "throughput": {c.id: r.load for c in run.spec.manifest.cases if (r := run.cases.get(c.id)) is not None and r.load},
+            "timeline": timeline(run),
             "provenance": run_provenance(session, run),
         }
     )

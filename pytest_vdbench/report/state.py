@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "STATE_KEY", "ReportState", "state_of"]
 
-#: 2: timings with statistics and verdicts, failures, log tails, provenance, environment, comparison
-SCHEMA_VERSION = 2
+#: 3: timings with statistics and verdicts (adaptive rounds: every round, the median interval, server time), failures,
+#: log tails, provenance, environment, comparison (with the interval of each change), throughput, resource timelines
+SCHEMA_VERSION = 3
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 A timing is VALID only when enough timed rounds ran (``min_rounds``) and they took long enough in
 total (``min_duration``): a median of two 20 ms calls says little about a model. Warmup rounds
-never reach these functions; callers pass the timed rounds only.
+never reach these functions; callers pass the timed rounds only. Generation timings come from
+adaptive rounds (:mod:`pytest_vdbench.timing`): they are VALID only when the 95 % interval
+of the median is within the run's precision too, and each summary keeps that interval and the rounds.
 """
 
 from __future__ import annotations
@@ -10,27 +12,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["TimingStats", "percentile", "summarize"]
+from pytest_vdbench.timing import TimingPolicy, median_interval, percentile, timing_problems
 
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) with linear interpolation between order statistics.
-
-    The same definition as ``numpy.percentile``'s default and ``statistics.quantiles(...,
-    method="inclusive")``: p50 of [1, 2, 3, 4] is 2.5, p90 of 1..10 is 9.1.
-    """
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile q = {q!r} is outside [0, 100]")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+__all__ = ["TimingStats", "percentile", "summarize"]  # percentile: re-exported from checks.timing
 
 
 @dataclass(frozen=True)
@@ -49,6 +36,12 @@ class TimingStats:
     valid: bool
     reason: str  # why INVALID ("" when VALID)
     warmup_rounds: int = 0  # excluded before these statistics (for the record)
+    #: the median's 95 % interval (order statistics; lower confidence under 6 rounds, see ci_confidence)
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_confidence: float | None = None
+    precision: float | None = None  # the interval's larger side / median
+    data: list[float] = field(default_factory=list)  # every timed round, in order (the comparison's input)
 
     @property
     def verdict(self) -> str:
@@ -65,11 +58,13 @@ def summarize(
     min_duration: float,
     warmup_rounds: int = 0,
     what: str = "",
+    policy: TimingPolicy | None = None,
 ) -> TimingStats:
-    """Median, p90, spread and a VALID/INVALID verdict for the timed rounds ``samples``.
+    """Median, p90, spread, the median's interval and a VALID/INVALID verdict for the timed rounds ``samples``.
 
     ``min_rounds`` and ``min_duration`` (seconds, summed over the timed rounds) must both be met;
-    the reason of an INVALID verdict says which was not, by how much, and what would fix it.
+    with a ``policy`` (adaptive rounds) so must its precision, and a capped timing says so. The
+    reason of an INVALID verdict says which was not, by how much, and what would fix it.
     """
     values = [float(v) for v in samples]
     bad = [v for v in values if not math.isfinite(v) or v < 0]
@@ -77,17 +72,14 @@ def summarize(
         raise ValueError(f"timings must be finite and non-negative, got {bad[0]!r}")
     n = len(values)
     total = math.fsum(values)
-    reasons: list[str] = []
+    if policy is None:
+        policy = TimingPolicy(min_rounds=min_rounds, min_duration=min_duration, precision=math.inf)
+    reasons = timing_problems(values, policy)
     label = f"{what}: " if what else ""
-    if n < min_rounds:
-        reasons.append(f"{n} timed round(s) < minimum {min_rounds} (--vdbench-min-rounds)")
-    if total < min_duration:
-        need = ""
-        if n and total > 0:
-            need = f"; about {math.ceil(min_duration / (total / n))} rounds of this length would reach it"
-        reasons.append(f"timed rounds total {total:.3g}s < minimum {min_duration:g}s (--vdbench-min-duration){need}")
     if not values:
         return TimingStats(0, 0.0, None, None, None, None, None, None, None, False, label + "; ".join(reasons), warmup_rounds)
+    interval = median_interval(values)
+    assert interval is not None
     return TimingStats(
         rounds=n,
         total_seconds=total,
@@ -101,4 +93,9 @@ def summarize(
         valid=not reasons,
         reason=(label + "; ".join(reasons)) if reasons else "",
         warmup_rounds=warmup_rounds,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        ci_confidence=interval.confidence,
+        precision=interval.relative if math.isfinite(interval.relative) else None,
+        data=values,
     )

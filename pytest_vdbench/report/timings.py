@@ -23,16 +23,7 @@ from pytest_benchmark.stats import Stats
 if TYPE_CHECKING:
     from pytest_vdbench.run import ModelRun
 
-__all__ = ["benchmark_document", "run_records", "timed_latencies", "write_benchmark_json"]
-
-
-def timed_latencies(latencies: list[float], warmup_rounds: int) -> list[float]:
-    """The timed rounds of a case: every generation of it after its warmup rounds.
-
-    Calls are recorded in order: ``warmup_rounds`` warmups, then test_generate's ``rounds``, then
-    test_determinism's second generation (same prompt and seed, on a warm model: a fair sample).
-    """
-    return list(latencies[warmup_rounds:])
+__all__ = ["benchmark_document", "run_records", "write_benchmark_json"]
 
 
 def _record(name: str, group: str, durations: list[float], extra: dict[str, Any]) -> dict[str, Any] | None:
@@ -48,7 +39,7 @@ def _record(name: str, group: str, durations: list[float], extra: dict[str, Any]
         "params": None,
         "param": None,
         "extra_info": extra,
-        "options": {"timer": "vdbench (adapter-reported seconds)", "warmup": False, "disable_gc": False},
+        "options": {"timer": "vdbench (round trip of each timed round)", "warmup": False, "disable_gc": False},
         "stats": {**stats.as_dict(), "iterations": 1, "data": list(durations)},
     }
 
@@ -82,7 +73,7 @@ def run_records(runs: Iterable[ModelRun], worker: str) -> list[dict[str, Any]]:
                 _record(
                     f"generate[{run.spec.id}-{case.id}]",
                     "generate",
-                    timed_latencies(result.latencies, warmup),
+                    result.timed(),
                     {**base, "case": case.id, "warmup_rounds_excluded": warmup},
                 )
             )

@@ -244,6 +244,8 @@ class DockerInstance:
         self.startup_seconds = 0.0
         self._final: ResourceUsage | None = None
         self._samples: list[int] = []
+        #: (time.time(), memory bytes, CPU seconds so far, GPU memory bytes or None) every 100 ms (cgroup files)
+        self.timeline: list[tuple[float, int, float | None, int | None]] = []
         self._max_usage = 0
         self._cpu0: tuple[float, float] | None = None
         self._cpu_last: tuple[float, float] | None = None
@@ -393,6 +395,7 @@ class DockerInstance:
         memory, peak, cpu = self._read()
         if memory is not None:
             self._samples.append(int(memory))
+            self.timeline.append((time.time(), int(memory), cpu, None))
             self._max_usage = max(self._max_usage, int(memory), int(peak or 0))
         if cpu is not None:
             self._cpu_last = (cpu, time.monotonic())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.runtime import BuildInfo, Endpoint, ReadyProbe, ResourceUsage, RuntimeUnavailable, StartupError, wait_ready
+from pytest_vdbench.runtime.resources import gpu_usage_for_pids
 
 _MISSING_RE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 _PORT_RE = re.compile(r"serving \S+ on [\d.]+:(\d+)")
@@ -88,16 +89,24 @@ class ProcessInstance:
         self.endpoint = Endpoint("127.0.0.1", 0)
         self.startup_seconds = 0.0
         self._samples: list[int] = []
+        #: (time.time(), RSS bytes, CPU seconds so far, GPU memory bytes or None) every 50 ms
+        self.timeline: list[tuple[float, int, float | None, int | None]] = []
         self._stopped = threading.Event()
         self._final: ResourceUsage | None = None
         self._sampler = threading.Thread(target=self._sample, name=f"vdbench-mem-{spec.id}", daemon=True)
         self._sampler.start()
 
     def _sample(self) -> None:
+        gpu = self.spec.manifest.requires.gpu
+        tick = 0
         while not self._stopped.wait(0.05):
             rss = _proc_status(self.proc.pid).get("VmRSS")
             if rss:
                 self._samples.append(rss)
+                # NVML once a second, and only for models that use a GPU (it answers None elsewhere)
+                gpu_memory = gpu_usage_for_pids({self.proc.pid})[0] if gpu and tick % 20 == 0 else None
+                self.timeline.append((time.time(), rss, _cpu_seconds(self.proc.pid), gpu_memory))
+                tick += 1
 
     def logs(self, tail: int = 200) -> str:
         try:

@@ -232,19 +232,16 @@ class StoreRecorder:
     def _finished_row(self, run: ModelRun) -> dict[str, Any]:
         from pytest_vdbench.report.row import build_row
         from pytest_vdbench.report.state import state_of
-        from pytest_vdbench.report.timings import timed_latencies
         from pytest_vdbench.store.fingerprint import case_fingerprints
 
         row: dict[str, Any] = dict(build_row(self.session, run.spec.id, run, state_of(self.session)))
-        warm = run.spec.manifest.warmup_rounds
         rounds = []
         for case_id, result in sorted(run.cases.items()):
-            timed = len(timed_latencies(result.latencies, warm)) if result.latencies else 0
-            n_warm = len(result.latencies) - timed
-            if result.latencies:
-                for warmup, part in ((True, result.latencies[:n_warm]), (False, result.latencies[n_warm:])):
-                    if part:
-                        rounds.append({"phase": "generate", "case": case_id, "warmup": warmup, "seconds": list(part)})
+            # the warmup rounds, then exactly the timed rounds the report's statistics (`data`) and
+            # --vdbench-compare's verdict read: round trips; audit and check calls are no rounds
+            for warmup, part in ((True, result.warmup()), (False, result.timed())):
+                if part:
+                    rounds.append({"phase": "generate", "case": case_id, "warmup": warmup, "seconds": part})
             if result.fit_seconds is not None:
                 rounds.append({"phase": "fit", "case": case_id, "warmup": False, "seconds": [result.fit_seconds]})
         if run.instance is not None:

@@ -37,19 +37,24 @@ FAULTS = (
     "oversized",
     "swapped_frames",
     "chatty",
+    "caching",
+    "ignores_seed",
+    "cheap_repeats",
 )
 
 
 class ToyVideo(ModelAdapter):
     """Smoothly panning colour gradients whose phase depends on the prompt and seed."""
 
-    def __init__(self, fault: str = "none", delay: float = 0.0, **options: Any) -> None:
+    def __init__(self, fault: str = "none", delay: float = 0.0, slowdown: float = 0.0, **options: Any) -> None:
         super().__init__(**options)
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}")
         self.fault = fault
-        self.delay = delay
+        self.delay = delay * (1 + slowdown)  # slowdown: an injected regression (bench/bench_compare.py)
         self.calls = 0
+        self._answers: dict[Any, Any] = {}
+        self._seen: dict[Any, int] = {}
 
     def load(self) -> None:
         self._leak: list[Any] = []
@@ -70,8 +75,21 @@ class ToyVideo(ModelAdapter):
         return {"gpus": 0, "gpu_memory": 0, "memory": 64 * 1024**2, "cpus": 1}
 
     def generate(self, prompt: str, **params: Any) -> Any:
+        key = (prompt, repr(sorted(params.items())))
+        if self.fault == "caching" and key in self._answers:
+            return self._answers[key]  # the repeated request is answered from a cache
+        self._seen[key] = self._seen.get(key, 0) + 1
+        video = self._generate(prompt, **params)
+        if self.fault == "caching":
+            time.sleep(0.3)  # what the real computation costs (well above a loaded host's HTTP noise)
+            self._answers[key] = video
+        if self.fault == "cheap_repeats" and self._seen[key] > 2:
+            video = np.clip(video * 0.9 + 0.05, 0, 1).astype(np.float32)  # a cheaper, different answer
+        return video
+
+    def _generate(self, prompt: str, **params: Any) -> Any:
         self.calls += 1
-        seed = params.get("seed") or 0
+        seed = 0 if self.fault == "ignores_seed" else params.get("seed") or 0
         frames, height, width = int(params.get("frames", 4)), int(params.get("height", 16)), int(params.get("width", 16))
         if self.fault == "generate_crash":
             raise RuntimeError("CUDA error: an illegal memory access was encountered (toy generate_crash)")

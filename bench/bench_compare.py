@@ -1,0 +1,120 @@
+"""How often the regression verdict cries wolf, and how often it sees a real slowdown (#18).
+
+A/A: the reference model (model_suites/video/refvideo.yaml, case ``fox``) is timed twice, in two
+separately started adapter processes (each started once for the whole bench; every pair times
+fresh rounds in both, one after the other), with the same adaptive rounds a run uses (warmup, then
+rounds until the median's 95 % interval is within --vdbench-precision or a cap), and the two runs'
+rounds go through the verdict of ``--vdbench-compare`` (slower by more than the threshold AND the
+moving-block bootstrap 95 % interval of the median ratio above 1). No regression exists, so every flagged pair is a
+false alarm. A/B: the second run is the same model with an injected slowdown (``bench/slowed.py``:
+RefVideo sleeping ``slowdown`` x its own compute time after each call, 30 % by default); every
+pair should be flagged.
+
+Meanwhile a bounded background CPU load runs (a busy loop on one core with a 50 % duty cycle,
+started here and stopped by its PID; it also ends itself after the bench's deadline), so the
+rounds are as noisy as on a shared machine. The process runtime keeps the bench affordable
+(no image build, a start is an interpreter plus torch import), and each run's timed rounds are
+capped at ``--max-duration`` seconds (10, where a real run allows 30); the figures are therefore
+for the adapter process on this host, not for a container.
+
+Run: ``python bench/bench_compare.py [--pairs 40] [--slowdown 0.3] [--threshold 0.1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pytest_vdbench.manifest import ModelSpec, load_manifest  # noqa: E402
+from pytest_vdbench.protocols import ready_probe  # noqa: E402
+from pytest_vdbench.run import ModelRun  # noqa: E402
+from pytest_vdbench.runtime.process import ProcessRuntime  # noqa: E402
+from pytest_vdbench.timing import TimingPolicy, median_change, stop_reason  # noqa: E402
+
+LOAD = """
+import sys, time
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:          # 50 % duty cycle on one core, bounded by the deadline
+    t = time.monotonic() + 0.05
+    while time.monotonic() < t:
+        pass
+    time.sleep(0.05)
+"""
+
+
+def spec(slowdown: float) -> ModelSpec:
+    (base,) = load_manifest(ROOT / "model_suites/video/refvideo.yaml", ROOT)
+    # a loaded 2-core host can take minutes to import torch: the bench waits, it does not judge startup
+    update: dict[str, Any] = {"timeouts": base.manifest.timeouts.model_copy(update={"startup": 600.0})}
+    if slowdown:
+        update.update(adapter="slowed:SlowedRefVideo", options={**base.manifest.options, "slowdown": slowdown})
+    return dataclasses.replace(base, manifest=base.manifest.model_copy(update=update))
+
+
+def timed_rounds(run: ModelRun) -> list[float]:
+    """One run's timed round trips of case ``fox``: warmup, then rounds until the stopping rule says enough."""
+    case = next(c for c in run.spec.manifest.cases if c.id == "fox")
+    run.cases.pop(case.id, None)  # a fresh run of the case: its own rounds only
+    for _ in range(run.spec.manifest.warmup_rounds):
+        run.generate(case, "warmup")
+    while stop_reason(run.case_result(case).timed(), run.policy) is None:
+        run.generate(case, "timed")
+    return run.case_result(case).timed()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=40)
+    parser.add_argument("--slowdown", type=float, default=0.3)
+    parser.add_argument("--threshold", type=float, default=0.10)
+    parser.add_argument("--max-duration", type=float, default=10.0, help="timed seconds per run at most (--vdbench-max-duration)")
+    parser.add_argument("--max-seconds", type=float, default=3600, help="the background load ends itself after this")
+    args = parser.parse_args()
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench"), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    policy = TimingPolicy(max_duration=args.max_duration)
+    runtime = ProcessRuntime(Path(tempfile.mkdtemp(prefix="vdbench-bench-compare-")), ready_probe)
+    healthy, slowed = spec(0.0), spec(args.slowdown)
+    runs = [ModelRun(m, runtime, timing=policy) for m in (healthy, healthy, slowed)]
+    load = subprocess.Popen([sys.executable, "-c", LOAD, str(args.max_seconds)])
+    started = time.monotonic()
+    false_alarms = detected = 0
+    rounds_seen: list[int] = []
+    try:
+        for run in runs:
+            run.ensure_started()
+        for i in range(args.pairs):
+            a, a2, b = (timed_rounds(run) for run in runs)
+            rounds_seen += [len(a), len(a2), len(b)]
+            aa, ab = median_change(a, a2), median_change(a, b)
+            assert aa is not None and ab is not None
+            false_alarms += aa.exceeds(args.threshold)
+            detected += ab.exceeds(args.threshold)
+            print(f"pair {i + 1:2d}: A/A {aa.describe():42s} A/B {ab.describe()}", flush=True)
+    finally:
+        load.send_signal(signal.SIGTERM)  # stopped by its PID
+        load.wait(10)
+        for run in runs:
+            run.stop()
+    n = args.pairs
+    print(
+        f"\nrefvideo[fox], process runtime, background load on one core (50 % duty), threshold {args.threshold:.0%}, "
+        f"max {args.max_duration:g}s of timed rounds per run"
+    )
+    print(f"timed rounds per run: {min(rounds_seen)}..{max(rounds_seen)}; bench wall {time.monotonic() - started:.0f}s")
+    print(f"A/A false regressions: {false_alarms}/{n} = {false_alarms / n:.3f} (target <= 1/40 = 0.025)")
+    print(f"A/B detected ({args.slowdown:.0%} slowdown): {detected}/{n} = {detected / n:.3f} (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
