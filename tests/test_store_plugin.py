@@ -243,3 +243,22 @@ def test_unusable_stores_are_one_usage_error(pytester: pytest.Pytester) -> None:
     newer.stderr.fnmatch_lines([f"ERROR: --vdbench-store: *newer.db: {expected}*"])
     bad_age = inner(pytester, "--vdbench-reuse-max-age=soon", "--collect-only")
     bad_age.stderr.fnmatch_lines(["*--vdbench-reuse-max-age: 'soon' is not an age > 0*"])
+
+
+def test_a_stored_baseline_of_another_report_schema_is_refused(pytester: pytest.Pytester) -> None:
+    write_model(pytester.path, "alpha")
+    store = open_store(f"sqlite:///{pytester.path / '.vdbench' / 'results.db'}")
+    store.start_run(
+        "old1", host_class="h", host={}, plugin_version="0", command_line=[], options={}, git_commit=None, project=None
+    )
+    # a row stored before rows carried report_schema: schema 2, medians of the server's own time, no rounds
+    old_row = {"id": "alpha", "status": "ok", "timings": {"generate": {"fox": {"median": 0.01, "valid": True}}}}
+    store.write_model("old1", old_row, reuse_key=None, key_parts=None, host_class="h")
+    store.finish_run("old1", "finished")
+    store.close()
+    result = inner(pytester, "--vdbench-compare=last", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --vdbench-compare last: run old1 stored its results with report schema version 2, this pytest-vdbench "
+         "reads version 3 (timings: round trips of adaptive rounds); re-run the baseline with this version, then compare*"]
+    )  # fmt: skip

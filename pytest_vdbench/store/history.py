@@ -45,6 +45,14 @@ def store_baseline(session: VdbenchSession, ref: str, schema_version: int) -> di
         known = ", ".join(r["id"] for r in store.list_runs(5)) or "none stored"
         raise pytest.UsageError(f"--vdbench-compare {ref}: no such run with results in {store.url} (newest runs: {known})")
     rows = [m.row for m in store.run_models(info["id"])]
+    # rows stored before the report carried its schema are version 2 (medians of the server's time, no rounds)
+    older = sorted({int(r.get("report_schema", 2)) for r in rows} - {schema_version})
+    if older:
+        raise pytest.UsageError(
+            f"--vdbench-compare {ref}: run {info['id']} stored its results with report schema version {older[0]}, "
+            f"this pytest-vdbench reads version {schema_version} (timings: round trips of adaptive rounds); "
+            "re-run the baseline with this version, then compare with it"
+        )
     return {"schema_version": schema_version, "models": rows, "environment": {"testrun": info["id"]}}
 
 

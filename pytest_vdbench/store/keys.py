@@ -21,7 +21,7 @@ from pytest_vdbench.runtime.host import HostInfo
 __all__ = ["KeyMaker", "cpu_model", "host_class", "measurement_options"]
 
 #: options that change what is measured (or whether a result is valid); others (report paths...) do not
-MEASUREMENT_OPTIONS = ("min_rounds", "min_duration", "sandbox")
+MEASUREMENT_OPTIONS = ("min_rounds", "min_duration", "max_duration", "max_rounds", "precision", "sandbox")
 
 
 def _digest(value: Any) -> str:

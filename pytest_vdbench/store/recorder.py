@@ -231,7 +231,7 @@ class StoreRecorder:
 
     def _finished_row(self, run: ModelRun) -> dict[str, Any]:
         from pytest_vdbench.report.row import build_row
-        from pytest_vdbench.report.state import state_of
+        from pytest_vdbench.report.state import SCHEMA_VERSION, state_of
         from pytest_vdbench.store.fingerprint import case_fingerprints
 
         row: dict[str, Any] = dict(build_row(self.session, run.spec.id, run, state_of(self.session)))
@@ -247,6 +247,7 @@ class StoreRecorder:
         if run.instance is not None:
             rounds.append({"phase": "startup", "case": "", "warmup": False, "seconds": [run.instance.startup_seconds]})
         hashes = {c.id: case_hash(run.spec, c.id) for c in run.spec.manifest.cases}
+        row["report_schema"] = SCHEMA_VERSION  # what a stored baseline's rows mean (--vdbench-compare last)
         row["_store"] = {"rounds": rounds, "fingerprints": case_fingerprints(run, hashes, self.options.keep_outputs)}
         return json.loads(json.dumps(row, default=str))  # type: ignore[no-any-return]
 
