@@ -209,6 +209,7 @@ class VdbenchSession:
             verbose=self.config.get_verbosity() > 0,
             is_worker=self.role.is_worker,
             reserve_timeout=self.options.reserve_timeout,
+            timed_seconds=self.options.max_duration,
             options=self._runtime_options(wanted),
         )
         try:

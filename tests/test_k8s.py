@@ -75,7 +75,7 @@ def test_job_carries_the_plans_limits_hardening_probe_and_deadline(tmp_path: Pat
     docs = by_kind(resources_for(spec, K8sOptions(run="r42", ttl=120, namespace="bench")))
     plan = container_plan(spec, "img", protocol=PROTOCOLS.get("native"))
     job, service = docs["Job"], docs["Service"]
-    assert job["spec"]["activeDeadlineSeconds"] == plan.timeouts.deadline == 80 and job["spec"]["ttlSecondsAfterFinished"] == 120
+    assert job["spec"]["activeDeadlineSeconds"] == plan.timeouts.deadline == 160 and job["spec"]["ttlSecondsAfterFinished"] == 120
     pod = job["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert c["resources"]["limits"] == {"cpu": "2500m", "memory": "3Gi", "nvidia.com/gpu": 2} == c["resources"]["requests"]

@@ -51,10 +51,23 @@ def test_limits_hardening_labels_and_timeouts(tmp_path: Path) -> None:
     assert hard.read_only_root and hard.tmpfs == (("/tmp", "size=1g"),)
     assert plan.labels_dict == {LABEL_MODEL: "toy", "org.vdbench.manifest": "m.yaml", "org.vdbench.run": "r1"}
     assert plan.image == "img:1" and plan.port == 8080 and plan.network == "bridge"
-    # startup 20 s + (2 rounds + 1 warm-up + 3 extra calls) x 1 case x 10 s
-    assert plan.timeouts.startup == 20 and plan.timeouts.generate == 10 and plan.timeouts.deadline == 80
+    # startup 20 s + (1 warm-up + 9 extra calls) x 10 s + timed rounds (30 s, and the round in flight: 10 s)
+    assert plan.timeouts.startup == 20 and plan.timeouts.generate == 10 and plan.timeouts.deadline == 20 + 100 + 40
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.image = "other"  # type: ignore[misc]
+
+
+def test_the_deadline_covers_the_adaptive_rounds_and_the_load_levels(tmp_path: Path) -> None:
+    def deadline(timed_seconds: float | None = None, **overrides: Any) -> float:
+        return container_plan(spec_of(tmp_path, **overrides), "img", timed_seconds=timed_seconds).timeouts.deadline
+
+    fixed = 20 + (1 + 9) * 10  # startup, then the warm-up and the extra calls at the generate timeout
+    assert deadline() == fixed + 30 + 10  # --vdbench-max-duration's default, plus the round in flight
+    assert deadline(timed_seconds=120) == fixed + 120 + 10  # the run's --vdbench-max-duration
+    assert deadline(timed_seconds=120, timing={"max_duration": "5s"}) == fixed + 5 + 10  # the manifest wins
+    assert deadline(timing={"max_rounds": 2}) == fixed + 2 * 10  # two rounds cost less than 40 s
+    load = {"concurrency": [1, 2, 4], "requests": 20, "duration": "15s"}
+    assert deadline(load=load) == fixed + 40 + 3 * (15 + 10)  # each level stops at its duration, plus calls in flight
 
 
 def test_command_env_and_readiness_per_protocol(tmp_path: Path) -> None:

@@ -162,6 +162,8 @@ class RuntimeContext:
     options: dict[str, Any] = field(default_factory=dict)
     #: how long a model waits for resources other models hold (--vdbench-reserve-timeout)
     reserve_timeout: float = 600.0
+    #: how long one case's timed rounds may last (--vdbench-max-duration): bounds a batch job's life
+    timed_seconds: float | None = None
 
 
 #: (context) -> a runtime; raise RuntimeUnavailable (with the reason) when it cannot run on this host

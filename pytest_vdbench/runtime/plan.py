@@ -13,12 +13,14 @@ here and all of them change; none of them holds its own copy.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.runtime import ServerFacts
+from pytest_vdbench.timing import TimingPolicy
 
 __all__ = [
     "DEFAULT_HARDENING",
@@ -45,8 +47,9 @@ LABEL_MANIFEST = "org.vdbench.manifest"
 SOCKET_DIR = "/run/vdbench"  # where a sandboxed container's adapter socket lives (a mounted directory)
 SOCKET_PATH = f"{SOCKET_DIR}/adapter.sock"
 HF_CACHE_TARGET = "/hf-cache"
-#: rounds beyond the timed ones a case may cost (health, determinism's second call, quality's extra)
-_EXTRA_CALLS = 3
+#: calls beyond the warmup and timed rounds a case may cost: health, determinism's second call,
+#: quality's extra, and test_generate's cache audit (3 fresh seeds, each with a repeat of the case's)
+_EXTRA_CALLS = 3 + 2 * 3
 
 
 @dataclass(frozen=True)
@@ -158,12 +161,22 @@ class ContainerPlan:
         return replace(self, labels=tuple({**dict(self.labels), **labels}.items()))
 
 
-def _deadline(spec: ModelSpec) -> float:
+def _deadline(spec: ModelSpec, timed_seconds: float | None = None) -> float:
+    """Startup, then per case: warmup and extra calls at the generate timeout, the adaptive timed
+    rounds (they stop once they pass ``max_duration``; the round in flight may take one more generate
+    timeout), the opt-in load levels (each stops at ``load.duration`` plus its calls in flight), fits.
+
+    ``timed_seconds``: the run's --vdbench-max-duration (the manifest's ``timing.max_duration`` wins).
+    """
     m = spec.manifest
     t = m.timeouts
-    calls = (m.rounds + m.warmup_rounds + _EXTRA_CALLS) * len(m.cases)
+    timed = m.timing.max_duration or timed_seconds or TimingPolicy().max_duration
+    rounds = min(m.timing.max_rounds * t.generate if m.timing.max_rounds else math.inf, timed + t.generate)
+    per_case = (m.warmup_rounds + _EXTRA_CALLS) * t.generate + rounds
+    if m.load is not None:
+        per_case += len(m.load.concurrency) * (m.load.duration + t.generate)
     fits = len(m.cases) if m.modality == "tabular" else 0
-    return t.startup + calls * t.generate + fits * t.fit
+    return t.startup + len(m.cases) * per_case + fits * t.fit
 
 
 def container_plan(
@@ -176,6 +189,7 @@ def container_plan(
     labels: Mapping[str, str] | None = None,
     hf_cache: str | None = None,
     hardening: Hardening | None = None,
+    timed_seconds: float | None = None,
 ) -> ContainerPlan:
     """The plan of ``spec`` running ``image``.
 
@@ -183,6 +197,7 @@ def container_plan(
     ``unix_socket`` the server then listens on ``SOCKET_PATH`` in a mounted directory (the Docker
     runtime); without it (Kubernetes: a NetworkPolicy isolates instead) it keeps TCP. ``hf_cache``:
     the host's Hugging Face cache for ``requires.weights`` (None: the renderer's own default).
+    ``timed_seconds``: how long a case's timed rounds may last (--vdbench-max-duration), for the deadline.
     """
     m = spec.manifest
     proto = protocol
@@ -222,7 +237,7 @@ def container_plan(
             unix_socket=SOCKET_PATH if on_socket else None,
             start_period=t.startup,
         ),
-        timeouts=Timeouts(t.startup, t.generate, t.fit, _deadline(spec)),
+        timeouts=Timeouts(t.startup, t.generate, t.fit, _deadline(spec, timed_seconds)),
         protocol=proto.name,
         listen_port_arg=m.command is None and not on_socket and proto.name == "native",
     )

@@ -204,7 +204,7 @@ class SlurmOptions:
 
 
 def time_limit(plan: ContainerPlan) -> int:
-    """``--time`` in minutes: the plan's deadline (startup + every case's calls at their timeouts) + 5 min."""
+    """``--time`` in minutes: the plan's deadline (startup + every case's calls and timed rounds) + 5 min."""
     return math.ceil((plan.timeouts.deadline + 300) / 60)
 
 
@@ -437,6 +437,7 @@ class SlurmRuntime:
         self.run_id = uuid.uuid4().hex[:12]
         self.testrun = context.testrun or self.run_id
         self.work_dir = context.work_dir
+        self.timed_seconds = context.timed_seconds
         self.run_dir = options.run_dir / self.testrun
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._builds: dict[str, BuildInfo] = {}
@@ -474,8 +475,14 @@ class SlurmRuntime:
         protocol = self.protocols.get(spec.manifest.protocol)
         ref = str(info.extra["registry_ref"])
         plan = container_plan(
-            spec, ref, protocol=protocol, unix_socket=False, labels=labels, hf_cache=str(hf_cache_dir())
-        )  # fmt: skip
+            spec,
+            ref,
+            protocol=protocol,
+            unix_socket=False,
+            labels=labels,
+            hf_cache=str(hf_cache_dir()),
+            timed_seconds=self.timed_seconds,
+        )
         files = JobFiles(str(self.run_dir))
         script = render_script(plan, LAUNCHERS[self.options.launcher], files)
         args = sbatch_args(plan, self.options, self.comment(spec), files.log())
