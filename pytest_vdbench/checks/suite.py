@@ -69,12 +69,13 @@ def _started(run: ModelRun) -> None:
     _fail_once(run, "startup", error)  # outside the except: no "during handling" chain in the report
 
 
-def _generate(run: ModelRun, case: Case, phase: str = "check") -> Any:
+def _generate(run: ModelRun, case: Case, phase: str = "check", *, seed: int | bool | None = True) -> Any:
+    """One generation of ``case`` (``seed`` other than True: an audit's fresh seed, not one of its rounds)."""
     key = f"generate:{case.id}"
     if key in run.reported:
         _fail_once(run, key, run.case_result(case).error or "generation failed")
     try:
-        return run.generate(case, phase)
+        return run.generate(case, phase, seed=seed)
     except AdapterError as exc:
         _fail_once(run, key, _why(run, case, exc))
     except HostLibraryMissing as exc:  # a gap of this host, not a fault of the model: skip, naming the fix
@@ -133,10 +134,7 @@ def _cache_problems(run: ModelRun, case: Case) -> list[str]:
         return []
     pairs = []
     for i in range(1, FRESH_SEEDS + 1):
-        try:
-            fresh = run.generate(case, seed=case.seed + 7919 * i)
-        except AdapterError as exc:
-            _fail_once(run, f"generate:{case.id}", _why(run, case, exc))
+        fresh = _generate(run, case, seed=case.seed + 7919 * i)
         pairs.append((fresh, _generate(run, case)))
     problems = []
     ratios = [f.total_seconds / max(r.total_seconds, 1e-9) for f, r in pairs]

@@ -12,6 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from pytest_vdbench.report.charts import HEIGHT, WIDTH, throughput_charts, timeline_charts
 from pytest_vdbench.runtime.host import format_bytes
 
 __all__ = ["bar_chart", "render_html"]
@@ -95,8 +96,6 @@ def render_html(doc: dict[str, Any], directory: Path) -> str:
         {"model": model, "runs": len(points), "svgs": [trend_svg(points, f) for f in TREND_FIGURES]}
         for model, points in sorted((doc.get("trends") or {}).items())
     ]
-    from pytest_vdbench.report.charts import HEIGHT, WIDTH, throughput_charts, timeline_charts
-
     template = _environment().get_template("report.html.j2")
     return template.render(
         doc=doc,
