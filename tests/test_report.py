@@ -94,6 +94,7 @@ def test_a_real_run_writes_json_md_and_html(pytester: pytest.Pytester, write_sui
     assert re.search(r"^\| alpha \|.*\| VALID \|.*\| ok \|$", md, re.M)
     assert re.search(r"^\| beta \|.*\| INVALID \|.*\| failed \|$", md, re.M)
     assert "- **beta**: generate[fox]: capped at 2 rounds" in md
+    assert "## Generation timings" in md and "## Throughput" not in md  # no model asked for a load sweep
     assert re.search(
         r"^\| alpha \| fox \| \d+ \| [\d.]+ms \| [\d.]+ms \.\. [\d.]+ms \(±[\d.]+ %\) \| [\d.]+ms \| VALID \|$", md, re.M
     )

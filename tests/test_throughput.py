@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -77,8 +78,11 @@ def test_throughput_runs_only_when_the_manifest_asks(pytester: pytest.Pytester, 
     plain = _run(pytester, write_suite(toy_manifest()), "--collect-only", "-q")
     assert "test_throughput" not in plain.stdout.str()
     load = {"concurrency": [1, 2], "requests": 6, "duration": "20s"}
-    result = _run(pytester, write_suite(toy_manifest(load=load)), "-k", "throughput", "-v")
+    result = _run(pytester, write_suite(toy_manifest(load=load)), "-k", "throughput", "-v", "--vdbench-report=rep")
     result.stdout.fnmatch_lines(["*toy::test_throughput[[]fox[]] PASSED*"])
+    md = (pytester.path / "rep" / "report.md").read_text()
+    levels = re.findall(r"^\| toy \| fox \| (\d) \| [\d.]+ \| [\d.]+ms \|", md.split("## Throughput", 1)[1], re.M)
+    assert levels == ["1", "2"]  # one row per concurrency level
 
 
 def test_throughput_floor_fails_a_model_below_it(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
