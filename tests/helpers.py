@@ -101,6 +101,8 @@ def toy_manifest(name: str = "toy", fault: str = "none", **overrides: Any) -> di
     }
     if fault == "leak":  # 48 MiB kept per call: bound the adaptive rounds
         doc["timing"] = {"max_rounds": 6}
+    if fault == "chatty":  # 2 MiB of logs per call: hundreds of fast rounds outrun the engine's log stream
+        doc["timing"] = {"max_rounds": 6}
     doc.update(overrides)
     return doc
 
