@@ -81,7 +81,7 @@ class ToyVideo(ModelAdapter):
         self._seen[key] = self._seen.get(key, 0) + 1
         video = self._generate(prompt, **params)
         if self.fault == "caching":
-            time.sleep(1.0)  # what the real computation costs: a loaded host stretched a cached 5 ms answer to 100+ ms
+            time.sleep(1.0)  # what the real computation costs: a loaded host stretches a cached answer to 50+ ms
             self._answers[key] = video
         if self.fault == "cheap_repeats" and self._seen[key] > 2:
             video = np.clip(video * 0.9 + 0.05, 0, 1).astype(np.float32)  # a cheaper, different answer
