@@ -28,7 +28,8 @@ def test_logs_dir_holds_the_logs_of_every_worker(
 ) -> None:
     suite = write_suite(toy_manifest("alpha"), toy_manifest("beta", fault="shape"))
     result = run_vdbench("--vdbench-logs", "my logs", "-p", "no:cacheprovider", *workers, suite=suite)
-    result.assert_outcomes(failed=1, passed=10, skipped=3)
+    # beta's malformed output fails test_generate; its test_determinism and test_budget skip naming it
+    result.assert_outcomes(failed=1, passed=8, skipped=5)
     printed = logs_line(result)
     assert printed == pytester.path / "my logs"
     assert model_logs(printed, "alpha") and model_logs(printed, "beta"), sorted(map(str, printed.rglob("*")))
