@@ -160,9 +160,9 @@ class VdbenchSession:
         self.testrun: str = self.role.workerinput["vdbench_testrun"] if self.role.is_worker else uuid.uuid4().hex[:12]
         _sigterm_interrupts()
         if options.runtime == "slurm" and not self.role.is_worker:  # one clear line before any test, not one per model
-            from pytest_vdbench.runtime.slurm import SlurmOptions
+            from pytest_vdbench.options import slurm_options
 
-            problems = SlurmOptions.from_config(config).problems()
+            problems = slurm_options(config).problems()
             if problems:
                 raise pytest.UsageError("\n".join(problems))
 
@@ -223,9 +223,9 @@ class VdbenchSession:
         """Runtime-specific options parsed from the command line (slurm: SlurmOptions)."""
         if wanted != "slurm":
             return {}
-        from pytest_vdbench.runtime.slurm import SlurmOptions
+        from pytest_vdbench.options import slurm_options
 
-        return {"slurm": SlurmOptions.from_config(self.config)}
+        return {"slurm": slurm_options(self.config)}
 
     @property
     def protocols(self) -> ProtocolRegistry:
