@@ -363,7 +363,7 @@ class VdbenchSession:
         registry = self.config.stash.get(RUNTIMES_KEY, None) or builtin_runtimes()
         removed = registry.sweep_testrun(self.options.runtime or "docker", self.testrun)
         if removed:
-            self._notice(f"vdbench: removed {removed} container(s) or job(s) left by crashed xdist worker(s)")
+            self._notice(f"vdbench: removed {removed} left by crashed xdist worker(s)")
 
 
 def _log_dirs(options: VdbenchOptions, role: XdistRole) -> tuple[Path, Path]:
