@@ -208,6 +208,27 @@ def test_sigint_to_pytest_leaves_no_job_and_no_container(pytester: pytest.Pytest
     assert_nothing_left("sigtoy")
 
 
+def test_killed_xdist_worker_leaves_no_job(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    """A worker SIGKILLed with its model's job running: the controller cancels the run's jobs by --comment."""
+    suite = write_suite(toy_manifest("slurmkilled"))
+    pytester.makepyfile(
+        test_kill="""
+        import os, signal
+
+        def test_worker_dies_mid_run(vdbench_run, vdbench_endpoint):
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup can run in this process
+        """
+    )
+    result = run_slurm(pytester, suite, "test_kill.py", "-k", "test_worker_dies", "-n", "1", "--max-worker-restart", "0")
+    result.stdout.fnmatch_lines(
+        ["*worker 'gw0' crashed while running*", "*removed 1 Slurm job(s) left by crashed xdist worker(s)*"]
+    )
+    deadline = time.monotonic() + 60  # scancel returns at once; the job's TERM trap removes its container
+    while (slurm_jobs("slurmkilled") or engine_containers("docker", "slurmkilled")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert_nothing_left("slurmkilled")
+
+
 def test_unreachable_registry_is_one_clear_line(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     args = slurm_args(pytester, write_suite(toy_manifest("regtoy")))
     args[args.index(REGISTRY)] = "127.0.0.1:1"
