@@ -500,9 +500,21 @@ def _metric_names(config: pytest.Config) -> tuple[str, ...]:
     return parse_metric_names(given if given else [str(v) for v in config.getini("vdbench_metrics")])
 
 
-def _store_options(config: pytest.Config, root: Path) -> dict[str, Any]:
-    from pytest_vdbench.store import store_url
+def store_url(value: str, root: Path) -> str | None:
+    """``none`` -> None; a path (relative to ``root``) -> a SQLite URL; a URL stays (postgresql -> psycopg 3)."""
+    if value.strip().lower() == "none":
+        return None
+    if "://" not in value:
+        path = Path(value)
+        path = path if path.is_absolute() else root / path
+        return f"sqlite:///{path}"
+    scheme, _, rest = value.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return value
 
+
+def _store_options(config: pytest.Config, root: Path) -> dict[str, Any]:
     raw = config.getoption("vdbench_store") or str(config.getini("vdbench_store") or "") or str(root / DEFAULT_STORE)
     url = store_url(raw, root)
     reuse = bool(config.getoption("vdbench_reuse") or config.getini("vdbench_reuse")) and not config.getoption("vdbench_no_reuse")
