@@ -45,6 +45,9 @@ class ReportRow(TypedDict, total=False):
     mean_memory_bytes: int | None
     cpu_percent: float | None
     oom_killed: bool | None
+    #: the model's GPU memory and utilisation (NVML; nvidia-smi on a Slurm node); None without GPUs
+    gpu_memory_bytes: int | None
+    gpu_utilization: float | None
     log_bytes: int | None
     quality: dict[str, float]
     quality_by_case: dict[str, dict[str, float]]
@@ -137,6 +140,8 @@ def _resource_fields(usage: ResourceUsage | None) -> ReportRow:
         "mean_memory_bytes": usage.mean_memory_bytes if usage else None,
         "cpu_percent": usage.cpu_percent if usage else None,
         "oom_killed": usage.oom_killed if usage else None,
+        "gpu_memory_bytes": usage.gpu_memory_bytes if usage else None,
+        "gpu_utilization": usage.gpu_utilization if usage else None,
         "log_bytes": usage.log_bytes if usage else None,  # all the model wrote to stdout/stderr
     }
 

@@ -216,6 +216,8 @@ class SlurmInstance:
         self._peak = 0
         self._cpu: list[tuple[float, float]] = []
         self._samples: list[int] = []
+        self._gpu_peak: int | None = None
+        self._gpu_util: list[float] = []
         self._last_usage_t = 0.0
         self._end_state: JobState | None = None
 
@@ -334,6 +336,9 @@ class SlurmInstance:
         self._peak = max(self._peak, int(sample.get("peak") or 0), int(sample["memory"]))
         if sample.get("cpu_ns") is not None:
             self._cpu.append((float(sample["cpu_ns"]) / 1e9, t))
+        if sample.get("gpu_memory") is not None:  # the job's nvidia-smi reading (NVIDIA nodes only)
+            self._gpu_peak = max(self._gpu_peak or 0, int(sample["gpu_memory"]))
+            self._gpu_util.append(float(sample["gpu_util"]))
 
     def usage(self) -> ResourceUsage:
         if self._final is not None:
@@ -356,7 +361,9 @@ class SlurmInstance:
             exit_code=exit_event.get("exit_code") if exit_event else None,
             running=running,
             samples=len(self._samples),
-            source="the job's reading of the container cgroup",
+            gpu_memory_bytes=self._gpu_peak,
+            gpu_utilization=sum(self._gpu_util) / len(self._gpu_util) if self._gpu_util else None,
+            source="the job's reading of the container cgroup" + (" and nvidia-smi" if self._gpu_util else ""),
             detail=detail,
         )
 

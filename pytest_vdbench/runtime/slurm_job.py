@@ -224,6 +224,13 @@ ADDR=$(scontrol show node "${SLURMD_NODENAME:-}" -o 2>/dev/null | sed -n 's/.*No
 [ -n "$ADDR" ] || ADDR=$(hostname -i 2>/dev/null | cut -d' ' -f1)
 ev start "\"node\":\"${SLURMD_NODENAME:-}\",\"host\":\"$ADDR\",\"gpus\":\"${CUDA_VISIBLE_DEVICES:-}\""
 CPID="" SPID="" DONE=""
+GPU_IDS=${SLURM_JOB_GPUS:-${CUDA_VISIBLE_DEVICES:-}}
+gpu_sample() {  # the job's GPUs (a Slurm GPU is the job's alone): used memory summed, utilisation averaged
+    [ -n "$GPU_IDS" ] && command -v nvidia-smi >/dev/null || return 0
+    nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits -i "$GPU_IDS" 2>/dev/null |
+        awk -F', *' '$1 ~ /^[0-9]+$/ {m += $1; u += $2; n++}
+            END {if (n) printf ",\"gpu_memory\":%d,\"gpu_util\":%.1f", m * 1048576, u / n}'
+}
 sample() {  # the container's cgroup (v1 or v2), found once through its main process
     local pid="" cg mem peak cpu v1=1
     while [ -z "$pid" ] || [ "$pid" = 0 ]; do pid=$(vd_state | cut -d' ' -f3); sleep 0.2; done
@@ -239,8 +246,10 @@ sample() {  # the container's cgroup (v1 or v2), found once through its main pro
             peak=$(cat "/sys/fs/cgroup$cg/memory.peak" 2>/dev/null || echo "$mem")
             cpu=$(($(sed -n 's/^usage_usec //p' "/sys/fs/cgroup$cg/cpu.stat" 2>/dev/null || echo 0) * 1000))
         fi
+        gpu=$(gpu_sample)
         if [ -n "$mem" ]; then
-            printf '{"t":%s,"memory":%s,"peak":%s,"cpu_ns":%s}\n' "$(now)" "$mem" "${peak:-$mem}" "${cpu:-null}" >"$USAGE.tmp"
+            printf '{"t":%s,"memory":%s,"peak":%s,"cpu_ns":%s%s}\n' \
+                "$(now)" "$mem" "${peak:-$mem}" "${cpu:-null}" "$gpu" >"$USAGE.tmp"
             mv -f "$USAGE.tmp" "$USAGE"
         fi
         sleep 0.5
