@@ -50,6 +50,7 @@ __all__ = [
     "Problem",
     "ValidationReport",
     "check_specs",
+    "load_problems",
     "validate_paths",
 ]
 
@@ -674,16 +675,27 @@ def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics, all
     names: dict[str, Path] = {}
     for path in discover_manifests(paths):
         report.files.append(path)
-        try:
-            specs = load_manifest(path, root, allow)
-        except ManifestError as exc:
-            report.problems.extend(_schema_problem(path, text) for text in exc.problems)
-            continue
-        name = specs[0].name
-        if name in names:
-            line = _Locator(path).line(["name"])
-            report.problems.append(Problem(path, line, "name", f"model name {name!r} is already used by {names[name]}", "name"))
-        else:
-            names[name] = path
+        specs, problems = load_problems(path, root, allow, names)
+        report.problems.extend(problems)
         report.problems.extend(check_specs(specs, metrics))
     return report
+
+
+def load_problems(
+    path: Path, root: Path, allow: Sequence[Path], names: dict[str, Path]
+) -> tuple[list[ModelSpec], list[Problem]]:
+    """One manifest's specs and its problems before :func:`check_specs`: the schema's, or its model
+    name already used by an earlier manifest of ``names`` (which records the name otherwise).
+
+    Shared by ``vdbench validate`` and collection, so both say the same lines.
+    """
+    try:
+        specs = load_manifest(path, root, allow)
+    except ManifestError as exc:
+        return [], [_schema_problem(path, text) for text in exc.problems]
+    name = specs[0].name
+    if name in names:
+        line = _Locator(path).line(["name"])
+        return specs, [Problem(path, line, "name", f"model name {name!r} is already used by {names[name]}", "name")]
+    names[name] = path
+    return specs, []
