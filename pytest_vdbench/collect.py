@@ -23,6 +23,7 @@ __all__ = ["InvalidManifest", "ManifestFile", "ManifestProblems", "VariantModule
 #: the item of a manifest that fails validation: ``x.yaml::manifest`` (a variant named so is never
 #: collected beside it: an invalid manifest yields no variants)
 INVALID_ITEM = "manifest"
+INVALID_PROPERTY = "vdbench_invalid_manifest"
 
 
 class ManifestFile(pytest.File):
@@ -72,8 +73,8 @@ class InvalidManifest(pytest.Item):
         self.lines = lines
         self.first_line = first_line
         self.add_marker(pytest.mark.vdbench)
-        # the report names the file (the item ships to the xdist controller with its report)
-        self.user_properties.append(("vdbench_invalid_manifest", self._shown()))
+        # for the report (user properties travel with the test's report to the xdist controller)
+        self.user_properties.append((INVALID_PROPERTY, {"manifest": self._shown(), "problems": list(lines)}))
 
     def _shown(self) -> str:
         try:
