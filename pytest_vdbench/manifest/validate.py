@@ -681,9 +681,7 @@ def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics, all
     return report
 
 
-def load_problems(
-    path: Path, root: Path, allow: Sequence[Path], names: dict[str, Path]
-) -> tuple[list[ModelSpec], list[Problem]]:
+def load_problems(path: Path, root: Path, allow: Sequence[Path], names: dict[str, Path]) -> tuple[list[ModelSpec], list[Problem]]:
     """One manifest's specs and its problems before :func:`check_specs`: the schema's, or its model
     name already used by an earlier manifest of ``names`` (which records the name otherwise).
 
