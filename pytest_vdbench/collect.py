@@ -87,7 +87,7 @@ class InvalidManifest(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ManifestProblems):
-            return "\n".join([*excinfo.value.lines, f"(the same lines without pytest: vdbench validate {self._shown()})"])
+            return "\n".join([*excinfo.value.lines, f"(check it without pytest: vdbench validate {self._shown()})"])
         return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -19,7 +19,7 @@ import pytest
 from pytest_vdbench.checks.scorers import Scorer
 from pytest_vdbench.collect import ManifestFile, VariantModule
 from pytest_vdbench.manifest import MAX_MANIFEST_BYTES, ModelSpec, discover_manifests, matches
-from pytest_vdbench.manifest.validate import Problem, load_problems
+from pytest_vdbench.manifest.validate import Problem, key_line, load_problems
 from pytest_vdbench.options import VdbenchOptions, project_root
 from pytest_vdbench.protocols import ProtocolRegistry
 from pytest_vdbench.role import XdistRole
@@ -123,9 +123,11 @@ def load_suite(options: VdbenchOptions, root: Path, extra: list[Path] | None = N
     paths = discover_manifests([*options.suites, *(extra or [])])
     scorers = [p for p in discover_manifests([root / METRICS_DIR]) if p not in paths] if (root / METRICS_DIR).is_dir() else []
     loaded = _load(paths + scorers, root, options.allow_paths)
+    broken_scorers = []
     for path in scorers:  # only the metric manifests of the extra folder count
         loaded.models.pop(path, None)
-        loaded.broken.pop(path, None)
+        if path in loaded.broken:
+            broken_scorers.append(loaded.broken.pop(path))
     links = [p.format() for path, b in loaded.broken.items() if not path.is_file() for p in b.problems]
     if links:
         raise pytest.UsageError("invalid vdbench manifest(s):\n" + "\n".join(links))
@@ -143,20 +145,25 @@ def load_suite(options: VdbenchOptions, root: Path, extra: list[Path] | None = N
     if (options.models or options.variants) and not selected.models and not selected.broken:
         wanted = " ".join([f"--vdbench-model {m}" for m in options.models] + [f"--vdbench-variant {v}" for v in options.variants])
         raise pytest.UsageError(f"{wanted}: no model matches; known models: {', '.join(known) or 'none'}")
-    _check_metric_names(options, selected.models, selected.metrics)
+    _check_metric_names(options, selected, broken_scorers)
     return selected
 
 
-def _check_metric_names(options: VdbenchOptions, selected: dict[Path, list[ModelSpec]], metrics: dict[str, ModelSpec]) -> None:
-    known = ", ".join(sorted(metrics)) or f"none (no kind: metric manifest under the suites or {METRICS_DIR})"
+def _check_metric_names(options: VdbenchOptions, selected: LoadedSuite, broken: list[BrokenManifest]) -> None:
+    """An unknown name in --vdbench-metrics is a usage error; in a manifest's ``metrics``, that manifest is broken."""
+    known = ", ".join(sorted(selected.metrics)) or f"none (no kind: metric manifest under the suites or {METRICS_DIR})"
+    if broken:  # a metric manifest that does not load defines no name: say where to look
+        known += f"; invalid metric manifest(s): {', '.join(str(b.path) for b in broken)} (vdbench validate them)"
     for name in options.metrics:
-        if name not in metrics:
+        if name not in selected.metrics:
             raise pytest.UsageError(f"--vdbench-metrics / ini vdbench_metrics: no metric container {name!r}; known: {known}")
-    for specs in selected.values():
-        for spec in specs:
-            for name in spec.manifest.metrics:
-                if name not in metrics:
-                    raise pytest.UsageError(f"{spec.path}: metrics: no metric container {name!r}; known: {known}")
+    for path, specs in list(selected.models.items()):
+        unknown = dict.fromkeys(n for s in specs for n in s.manifest.metrics if n not in selected.metrics)
+        if unknown:
+            line = key_line(path, ["metrics"])
+            found = [Problem(path, line, "metrics", f"no metric container {n!r}; known: {known}", "metrics") for n in unknown]
+            selected.broken[path] = BrokenManifest(path, tuple(found), tuple(specs))
+            del selected.models[path]
 
 
 class VdbenchSession:

@@ -50,6 +50,7 @@ __all__ = [
     "Problem",
     "ValidationReport",
     "check_specs",
+    "key_line",
     "load_problems",
     "validate_paths",
 ]
@@ -172,6 +173,11 @@ class _Locator:
         if self._node is None:
             return None
         return node_line(self._node, loc, self._node.start_mark.line + 1)
+
+
+def key_line(path: Path, loc: Sequence[str | int]) -> int | None:
+    """1-based line of ``loc`` in the manifest at ``path`` (one that loaded), for a problem found elsewhere."""
+    return _Locator(path).line(loc)
 
 
 # --- schema problems (from load_manifest) ----------------------------------------------------
