@@ -48,6 +48,7 @@ def report_document(session: VdbenchSession) -> dict[str, Any]:
         },
         "models": rows,
         "skipped": dict(sorted(session.skipped.items())),
+        "invalid_manifests": sorted(rec.invalid_manifests.values(), key=lambda m: str(m["manifest"])) if rec else [],
     }
     if rec is not None and rec.baseline is not None and rec.comparison is not None:
         doc["comparison"] = {

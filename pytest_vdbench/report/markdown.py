@@ -68,11 +68,13 @@ def _comparison(doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def _failures(rows: list[dict[str, Any]]) -> list[str]:
+def _failures(rows: list[dict[str, Any]], invalid_manifests: list[dict[str, Any]]) -> list[str]:
     failed = [r for r in rows if r.get("failures")]
-    if not failed:
+    if not failed and not invalid_manifests:
         return []
     out = ["", "## Failures", ""]
+    for m in invalid_manifests:  # every problem: each is one line that names the file and the key
+        out += [f"- **{md_cell(m['manifest'])}** `manifest`: {md_cell(problem)}" for problem in m["problems"]]
     for r in failed:
         for f in r["failures"]:
             first = f["message"].splitlines()[0] if f["message"] else ""
@@ -101,6 +103,8 @@ def markdown(doc: dict[str, Any]) -> str:
     rows = doc["models"]
     out = ["# vdbench report", "", *_HEADER, *(_table_row(r) for r in rows)]
     out += [f"| {md_cell(model)} | | | | | | | | | | skipped: {md_cell(why)} |" for model, why in doc["skipped"].items()]
+    invalid_manifests = doc.get("invalid_manifests") or []
+    out += [f"| {md_cell(m['manifest'])} | | | | | | | | | | {md_cell(m['status'])} |" for m in invalid_manifests]
     stats = doc["statistics"]
     out += [
         "",
@@ -112,5 +116,5 @@ def markdown(doc: dict[str, Any]) -> str:
         out += ["", "## INVALID timings", ""] + [f"- **{md_cell(m)}**: {md_cell(reason)}" for m, reason in invalid]
     out += _comparison(doc)
     out += _metric_containers(rows)
-    out += _failures(rows)
+    out += _failures(rows, invalid_manifests)
     return "\n".join(out) + "\n"

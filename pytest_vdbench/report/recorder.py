@@ -78,6 +78,14 @@ class ReportRecorder:
             self.state.log_tails[run.spec.id] = tail
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.session.role.reports and report.failed:  # a worker's report reaches the controller, too
+            from pytest_vdbench.collect import INVALID_PROPERTY
+
+            invalid = dict(report.user_properties).get(INVALID_PROPERTY)
+            if isinstance(invalid, dict):
+                entry = {"manifest": invalid["manifest"], "test": report.nodeid, "status": "failed: invalid manifest"}
+                self.state.invalid_manifests[invalid["manifest"]] = {**entry, "problems": list(invalid["problems"])}
+                return
         model = self.model_of.get(report.nodeid)
         if model is None:  # the xdist controller maps nothing: workers ship their own rows
             return

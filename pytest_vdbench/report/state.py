@@ -29,6 +29,8 @@ class ReportState:
     baseline: dict[str, Any] | None = None
     comparison: dict[str, ModelComparison] | None = None
     rows: list[dict[str, Any]] | None = None  # the controller's final rows, once computed
+    #: manifest (as shown) -> its failed ``::manifest`` test: ``manifest``, ``test``, ``status``, ``problems``
+    invalid_manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 STATE_KEY = pytest.StashKey[ReportState]()
