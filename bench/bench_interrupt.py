@@ -195,11 +195,12 @@ def spread(values: list[float | None]) -> str:
 
 
 def condition(name: str, client: object, suite: Path, runs: int, hypothesis: bool) -> bool:
+    load = os.getloadavg()[0]  # the host is shared: "idle" means no load of ours
     plain = [plain_run(hypothesis) for _ in range(runs)]
     ours = [vdbench_run(client, suite, hypothesis) for _ in range(runs)]
     worst = max(t.exited for t in ours)
     ratio = statistics.median(t.exited for t in ours) / statistics.median(t.exited for t in plain)
-    print(f"{name}:")
+    print(f"{name} (1-min load average {load:.1f} before, {os.getloadavg()[0]:.1f} after):")
     print(f"  pytest --vdbench, signal -> exit:      {spread([t.exited for t in ours])}  (target <= {TARGET:g} s each)")
     print(f"    signal -> containers gone:         {spread([t.containers_gone for t in ours])}")
     print(f"    signal -> report.json written:     {spread([t.report_written for t in ours])}")
