@@ -98,10 +98,22 @@ def _metric_containers(rows: list[dict[str, Any]]) -> list[str]:
     return ["", "## Metric containers and scores not computed", "", *out] if out else []
 
 
+def _interrupted(doc: dict[str, Any]) -> list[str]:
+    run = doc.get("run") or {}
+    if run.get("status") != "interrupted":
+        return []
+    line = f"**Interrupted** (`{md_cell(run['interrupted_by'])}`): partial results, measured until the signal."
+    if run["unfinished_models"]:
+        line += " Unfinished: " + ", ".join(md_cell(m) for m in run["unfinished_models"]) + "."
+    if run["not_started"]:
+        line += " Never started: " + ", ".join(md_cell(m) for m in run["not_started"]) + "."
+    return [line, ""]
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The whole report.md for one report.json document."""
     rows = doc["models"]
-    out = ["# vdbench report", "", *_HEADER, *(_table_row(r) for r in rows)]
+    out = ["# vdbench report", "", *_interrupted(doc), *_HEADER, *(_table_row(r) for r in rows)]
     out += [f"| {md_cell(model)} | | | | | | | | | | skipped: {md_cell(why)} |" for model, why in doc["skipped"].items()]
     invalid_manifests = doc.get("invalid_manifests") or []
     out += [f"| {md_cell(m['manifest'])} | | | | | | | | | | {md_cell(m['status'])} |" for m in invalid_manifests]
