@@ -7,9 +7,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+
+if TYPE_CHECKING:
+    from pytest_vdbench.runtime.slurm import SlurmOptions
 
 __all__ = ["RUNTIMES", "VdbenchOptions", "addoption", "project_root"]
 
@@ -382,6 +385,48 @@ def _add_slurm_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None
     parser.addini("vdbench_slurm_sbatch_args", "slurm runtime: extra sbatch arguments (e.g. --account=abc).", default="")
 
 
+def slurm_options(config: pytest.Config) -> SlurmOptions:
+    """The slurm runtime's options from the command line and ini; a bad value is one usage error."""
+    import shlex
+
+    from pytest_vdbench.runtime.registry import parse_registry
+    from pytest_vdbench.runtime.slurm import SlurmOptions, parse_constraints
+    from pytest_vdbench.runtime.slurm_job import LAUNCHERS
+
+    def pick(name: str) -> str:
+        return str(config.getoption(name) or config.getini(name) or "")
+
+    registry = None
+    if raw := pick("vdbench_registry"):
+        try:
+            registry = parse_registry(raw)
+        except argparse.ArgumentTypeError as exc:
+            raise pytest.UsageError(f"--vdbench-registry / ini vdbench_registry: {exc}") from None
+    launcher = pick("vdbench_slurm_launcher") or "docker"
+    if launcher not in LAUNCHERS:
+        raise pytest.UsageError(f"--vdbench-slurm-launcher {launcher!r}: valid launchers: {', '.join(LAUNCHERS)}")
+    queue = config.getoption("vdbench_slurm_queue_timeout")
+    if queue is None and (ini := str(config.getini("vdbench_slurm_queue_timeout") or "")):
+        try:
+            queue = parse_seconds(ini)
+        except argparse.ArgumentTypeError as exc:
+            raise pytest.UsageError(f"ini vdbench_slurm_queue_timeout = {ini!r}: {exc}") from None
+    try:
+        constraints = parse_constraints(str(config.getini("vdbench_slurm_gpu_constraints") or ""))
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini vdbench_slurm_gpu_constraints: {exc}") from None
+    run_dir = Path(pick("vdbench_slurm_dir") or Path.home() / ".cache" / "vdbench" / "slurm").expanduser()
+    return SlurmOptions(
+        registry=registry,
+        run_dir=run_dir.absolute(),
+        launcher=launcher,
+        partition=pick("vdbench_slurm_partition") or None,
+        queue_timeout=queue,
+        gpu_constraints=constraints,
+        sbatch_args=tuple(shlex.split(str(config.getini("vdbench_slurm_sbatch_args") or ""))),
+    )
+
+
 def project_root(config: pytest.Config) -> Path:
     """Where ``model_suites/`` lives: the invocation folder if it has one, else the rootdir.
 
@@ -502,9 +547,21 @@ def _metric_names(config: pytest.Config) -> tuple[str, ...]:
     return parse_metric_names(given if given else [str(v) for v in config.getini("vdbench_metrics")])
 
 
-def _store_options(config: pytest.Config, root: Path) -> dict[str, Any]:
-    from pytest_vdbench.store import store_url
+def store_url(value: str, root: Path) -> str | None:
+    """``none`` -> None; a path (relative to ``root``) -> a SQLite URL; a URL stays (postgresql -> psycopg 3)."""
+    if value.strip().lower() == "none":
+        return None
+    if "://" not in value:
+        path = Path(value)
+        path = path if path.is_absolute() else root / path
+        return f"sqlite:///{path}"
+    scheme, _, rest = value.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return value
 
+
+def _store_options(config: pytest.Config, root: Path) -> dict[str, Any]:
     raw = config.getoption("vdbench_store") or str(config.getini("vdbench_store") or "") or str(root / DEFAULT_STORE)
     url = store_url(raw, root)
     reuse = bool(config.getoption("vdbench_reuse") or config.getini("vdbench_reuse")) and not config.getoption("vdbench_no_reuse")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 import shutil
 import signal
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +19,8 @@ import pytest
 
 from pytest_vdbench.checks.scorers import Scorer
 from pytest_vdbench.collect import ManifestFile, VariantModule
-from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest, matches
+from pytest_vdbench.manifest import MAX_MANIFEST_BYTES, ModelSpec, discover_manifests, matches
+from pytest_vdbench.manifest.validate import Problem, key_line, load_problems
 from pytest_vdbench.options import VdbenchOptions, project_root
 from pytest_vdbench.protocols import ProtocolRegistry
 from pytest_vdbench.role import XdistRole
@@ -54,76 +59,113 @@ def named_manifests(config: pytest.Config) -> list[Path]:
     return found
 
 
-def _load(
-    paths: list[Path], root: Path, problems: list[str], allow: tuple[Path, ...] = ()
-) -> tuple[dict[Path, list[ModelSpec]], dict[str, ModelSpec]]:
-    """Models by manifest and metric containers (``kind: metric``) by name, from ``paths``."""
-    by_path: dict[Path, list[ModelSpec]] = {}
-    metrics: dict[str, ModelSpec] = {}
+@dataclass(frozen=True)
+class BrokenManifest:
+    """A manifest that does not load, or repeats an earlier manifest's model name: its file is
+    collected as one failing test (``x.yaml::manifest``), so the other manifests still run."""
+
+    path: Path
+    problems: tuple[Problem, ...]
+    specs: tuple[ModelSpec, ...] = ()  # it loaded, but its model name is taken
+
+    def selected(self, options: VdbenchOptions) -> bool:
+        """Whether ``--vdbench-model``/``--vdbench-variant`` keep it: its model name as written
+        (``name:`` line, else the file name) must match; variants filter only one that loaded."""
+        if self.specs:
+            keep = [s for s in self.specs if not options.variants or s.variant in options.variants]
+            return bool(keep) and (not options.models or any(matches(s, options.models) for s in keep))
+        names = [self.path.stem, *_NAME_LINE.findall(_head(self.path))[:1]]
+        return not options.models or any(fnmatch.fnmatchcase(n, p) for n in names for p in options.models)
+
+
+#: a top-level ``name:`` line, read only to select a manifest that failed to load
+_NAME_LINE = re.compile(r"^name:[ \t]*[\"']?([A-Za-z0-9][A-Za-z0-9_.-]*)", re.MULTILINE)
+
+
+def _head(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(MAX_MANIFEST_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+@dataclass
+class LoadedSuite:
+    """The selected models by manifest, the metric containers by name, the broken manifests by path."""
+
+    models: dict[Path, list[ModelSpec]] = field(default_factory=dict)
+    metrics: dict[str, ModelSpec] = field(default_factory=dict)
+    broken: dict[Path, BrokenManifest] = field(default_factory=dict)
+
+
+def _load(paths: list[Path], root: Path, allow: tuple[Path, ...] = ()) -> LoadedSuite:
+    """Models, metric containers (``kind: metric``) and broken manifests, from ``paths``."""
+    loaded = LoadedSuite()
     names: dict[str, Path] = {}
     for path in paths:
-        try:
-            specs = load_manifest(path, root, allow)
-        except ManifestError as exc:
-            problems.extend(exc.problems)
-            continue
-        name = specs[0].name
-        if name in names:
-            problems.append(f"{path}: name: model name {name!r} is already used by {names[name]}")
-            continue
-        names[name] = path
-        if specs[0].manifest.kind == "metric":  # a scorer: started for other models, never collected
-            metrics[name] = specs[0]
+        specs, problems = load_problems(path, root, allow, names)
+        if problems:
+            loaded.broken[path] = BrokenManifest(path, tuple(problems), tuple(specs))
+        elif specs[0].manifest.kind == "metric":  # a scorer: started for other models, never collected
+            loaded.metrics[specs[0].name] = specs[0]
         else:
-            by_path[path] = specs
-    return by_path, metrics
+            loaded.models[path] = specs
+    return loaded
 
 
-def load_specs(options: VdbenchOptions, root: Path, extra: list[Path] | None = None) -> dict[Path, list[ModelSpec]]:
-    """Every selected spec, by manifest, sorted (identical on every xdist worker)."""
-    return load_suite(options, root, extra)[0]
+def load_suite(options: VdbenchOptions, root: Path, extra: list[Path] | None = None) -> LoadedSuite:
+    """The selected models and broken manifests, and the metric containers (``model_suites/metrics``
+    is searched too, so ``--vdbench-metrics vbench`` works with any ``--vdbench-suite``); sorted,
+    identical on every xdist worker.
 
-
-def load_suite(
-    options: VdbenchOptions, root: Path, extra: list[Path] | None = None
-) -> tuple[dict[Path, list[ModelSpec]], dict[str, ModelSpec]]:
-    """The selected models by manifest, and the metric containers by name (``model_suites/metrics``
-    is searched too, so ``--vdbench-metrics vbench`` works with any ``--vdbench-suite``)."""
-    problems: list[str] = []
+    A broken manifest is not a usage error (it fails its own test), except one pytest cannot
+    collect as a file: a dangling symlink or a symlink loop.
+    """
     paths = discover_manifests([*options.suites, *(extra or [])])
     scorers = [p for p in discover_manifests([root / METRICS_DIR]) if p not in paths] if (root / METRICS_DIR).is_dir() else []
-    by_path, metrics = _load(paths + scorers, root, problems, options.allow_paths)
-    for path in scorers:
-        by_path.pop(path, None)  # only the metric manifests of the extra folder count
-    if problems:
-        raise pytest.UsageError("invalid vdbench manifest(s):\n" + "\n".join(problems))
-    known = sorted({s.id for specs in by_path.values() for s in specs})
-    selected: dict[Path, list[ModelSpec]] = {}
-    for path, specs in by_path.items():
+    loaded = _load(paths + scorers, root, options.allow_paths)
+    broken_scorers = []
+    for path in scorers:  # only the metric manifests of the extra folder count
+        loaded.models.pop(path, None)
+        if path in loaded.broken:
+            broken_scorers.append(loaded.broken.pop(path))
+    links = [p.format() for path, b in loaded.broken.items() if not path.is_file() for p in b.problems]
+    if links:
+        raise pytest.UsageError("invalid vdbench manifest(s):\n" + "\n".join(links))
+    known = sorted({s.id for specs in loaded.models.values() for s in specs})
+    selected = LoadedSuite(metrics=loaded.metrics)
+    for path, specs in loaded.models.items():
         keep = [
             s
             for s in specs
             if (not options.models or matches(s, options.models)) and (not options.variants or s.variant in options.variants)
         ]
         if keep:
-            selected[path] = keep
-    if (options.models or options.variants) and not selected:
+            selected.models[path] = keep
+    selected.broken = {path: b for path, b in loaded.broken.items() if b.selected(options)}
+    if (options.models or options.variants) and not selected.models and not selected.broken:
         wanted = " ".join([f"--vdbench-model {m}" for m in options.models] + [f"--vdbench-variant {v}" for v in options.variants])
         raise pytest.UsageError(f"{wanted}: no model matches; known models: {', '.join(known) or 'none'}")
-    _check_metric_names(options, selected, metrics)
-    return selected, metrics
+    _check_metric_names(options, selected, broken_scorers)
+    return selected
 
 
-def _check_metric_names(options: VdbenchOptions, selected: dict[Path, list[ModelSpec]], metrics: dict[str, ModelSpec]) -> None:
-    known = ", ".join(sorted(metrics)) or f"none (no kind: metric manifest under the suites or {METRICS_DIR})"
+def _check_metric_names(options: VdbenchOptions, selected: LoadedSuite, broken: list[BrokenManifest]) -> None:
+    """An unknown name in --vdbench-metrics is a usage error; in a manifest's ``metrics``, that manifest is broken."""
+    known = ", ".join(sorted(selected.metrics)) or f"none (no kind: metric manifest under the suites or {METRICS_DIR})"
+    if broken:  # a metric manifest that does not load defines no name: say where to look
+        known += f"; invalid metric manifest(s): {', '.join(str(b.path) for b in broken)} (vdbench validate them)"
     for name in options.metrics:
-        if name not in metrics:
+        if name not in selected.metrics:
             raise pytest.UsageError(f"--vdbench-metrics / ini vdbench_metrics: no metric container {name!r}; known: {known}")
-    for specs in selected.values():
-        for spec in specs:
-            for name in spec.manifest.metrics:
-                if name not in metrics:
-                    raise pytest.UsageError(f"{spec.path}: metrics: no metric container {name!r}; known: {known}")
+    for path, specs in list(selected.models.items()):
+        unknown = dict.fromkeys(n for s in specs for n in s.manifest.metrics if n not in selected.metrics)
+        if unknown:
+            line = key_line(path, ["metrics"])
+            found = [Problem(path, line, "metrics", f"no metric container {n!r}; known: {known}", "metrics") for n in unknown]
+            selected.broken[path] = BrokenManifest(path, tuple(found), tuple(specs))
+            del selected.models[path]
 
 
 class VdbenchSession:
@@ -135,7 +177,10 @@ class VdbenchSession:
         #: no paths on the command line: collect the suites (`pytest --vdbench` runs the models only)
         self.suites_only = config.args_source != pytest.Config.ArgsSource.ARGS
         manifests = named_manifests(config)
-        self.specs_by_path, self.metric_specs = load_suite(options, project_root(config), extra=manifests)
+        loaded = load_suite(options, project_root(config), extra=manifests)
+        self.specs_by_path, self.metric_specs = loaded.models, loaded.metrics
+        #: manifests that fail validation: each is collected as one failing test, the others run
+        self.broken = loaded.broken
         if self.suites_only:  # a metric manifest named as a suite is started for the others, never collected
             scorers = {s.path.resolve() for s in self.metric_specs.values()}
             suites = [str(p) for p in options.suites if Path(p).resolve() not in scorers]
@@ -161,9 +206,9 @@ class VdbenchSession:
         self.testrun: str = self.role.workerinput["vdbench_testrun"] if self.role.is_worker else uuid.uuid4().hex[:12]
         _sigterm_interrupts()
         if options.runtime == "slurm" and not self.role.is_worker:  # one clear line before any test, not one per model
-            from pytest_vdbench.runtime.slurm import SlurmOptions
+            from pytest_vdbench.options import slurm_options
 
-            problems = SlurmOptions.from_config(config).problems()
+            problems = slurm_options(config).problems()
             if problems:
                 raise pytest.UsageError("\n".join(problems))
 
@@ -225,9 +270,9 @@ class VdbenchSession:
         """Runtime-specific options parsed from the command line (slurm: SlurmOptions)."""
         if wanted != "slurm":
             return {}
-        from pytest_vdbench.runtime.slurm import SlurmOptions
+        from pytest_vdbench.options import slurm_options
 
-        return {"slurm": SlurmOptions.from_config(self.config)}
+        return {"slurm": slurm_options(self.config)}
 
     @property
     def protocols(self) -> ProtocolRegistry:
@@ -298,18 +343,22 @@ class VdbenchSession:
 
     # -- hooks -----------------------------------------------------------------------------
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> ManifestFile | None:
-        specs = self.specs_by_path.get(file_path.resolve())
-        if specs is None:
+        resolved = file_path.resolve()
+        specs, broken = self.specs_by_path.get(resolved), self.broken.get(resolved)
+        if specs is None and broken is None:
             return None
         # outside the rootdir pytest would name the file relative to the path given (`toy.yaml`):
         # its absolute path is an id that reruns from anywhere and that --lf maps back to the file
         nodeid = None if file_path.is_relative_to(self.config.rootpath) else file_path.as_posix()
-        return ManifestFile.from_parent(parent, path=file_path, nodeid=nodeid, specs=tuple(specs))
+        if broken is not None:
+            return ManifestFile.from_parent(parent, path=file_path, nodeid=nodeid, specs=broken.specs, problems=broken.problems)
+        return ManifestFile.from_parent(parent, path=file_path, nodeid=nodeid, specs=tuple(specs or ()))
 
     def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
         # `pytest --vdbench` alone collects the suites' manifests only, not Python files beside them
         if self.suites_only and collection_path.is_file():
-            return collection_path.resolve() not in self.specs_by_path
+            resolved = collection_path.resolve()
+            return resolved not in self.specs_by_path and resolved not in self.broken
         return None
 
     @pytest.hookimpl(trylast=True)
@@ -341,11 +390,15 @@ class VdbenchSession:
             return self.specs
         return [s for s in self.specs if matches(s, marker.args)]
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C: without --full-trace pytest prints only the crash line, yet formats every entry
+        of the traceback first (sources read and parsed: 1-4 s on a busy host); keep the entry it prints."""
+        if not self.config.option.fulltrace:
+            keep_crash_entry(excinfo)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        for run in self.runs.values():
-            run.stop()
-        for scorer in self.scorers.values():
-            scorer.stop()
+        stop_all([run.stop for run in self.runs.values()] + [scorer.stop for scorer in self.scorers.values()])
         if self._runtime is not None:
             self._runtime.close()
         self._sweep_crashed_workers()
@@ -371,7 +424,7 @@ class VdbenchSession:
         registry = self.config.stash.get(RUNTIMES_KEY, None) or builtin_runtimes()
         removed = registry.sweep_testrun(self.options.runtime or "docker", self.testrun)
         if removed:
-            self._notice(f"vdbench: removed {removed} container(s) or job(s) left by crashed xdist worker(s)")
+            self._notice(f"vdbench: removed {removed} left by crashed xdist worker(s)")
 
 
 def _log_dirs(options: VdbenchOptions, role: XdistRole) -> tuple[Path, Path]:
@@ -383,6 +436,41 @@ def _log_dirs(options: VdbenchOptions, role: XdistRole) -> tuple[Path, Path]:
     root = options.logs_dir or Path(tempfile.mkdtemp(prefix="vdbench-"))
     root.mkdir(parents=True, exist_ok=True)
     return root, root
+
+
+def keep_crash_entry(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Cut ``excinfo``'s traceback to its last entry not hidden by ``__tracebackhide__``: the one
+    pytest's crash line (``path:line: KeyboardInterrupt``) names. Nothing changes when all are hidden."""
+    traceback = excinfo.traceback
+    for i in range(len(traceback) - 1, 0, -1):
+        if not traceback[i].ishidden(excinfo):
+            excinfo.traceback = traceback[i:]
+            return
+
+
+def stop_all(stops: Sequence[Callable[[], object]]) -> None:
+    """Call every stop at once, each in its own thread, and wait for them all.
+
+    Removing a container takes ~0.3 s idle and seconds on a busy engine: a model and its metric
+    containers go together rather than one after another. The threads are not daemons, so a second
+    Ctrl-C during the wait ends the wait, not the removals: the interpreter finishes them before it
+    exits. The first error is raised once every stop has ended.
+    """
+    errors: list[BaseException] = []
+
+    def call(stop: Callable[[], object]) -> None:
+        try:
+            stop()
+        except BaseException as exc:  # reported below, once every other stop has had its chance
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(stop,), name="vdbench-stop") for stop in stops]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _sigterm_interrupts() -> None:

@@ -209,9 +209,12 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
     assert took < min(50.0, remaining - 5.0), f"pytest ended {took:.1f} s after the signal, as if it waited for the generation"
     assert "KeyboardInterrupt" in out
     assert containers("inttoy") == [] and containers("aadone") == []
-    rows = {r["id"]: r for r in json.loads((pytester.path / "r" / "report.json").read_text())["models"]}
+    doc = json.loads((pytester.path / "r" / "report.json").read_text())
+    rows = {r["id"]: r for r in doc["models"]}
     assert rows["aadone"]["status"] == "ok" and rows["aadone"]["generate_seconds_median"] is not None
-    assert "inttoy" in rows  # the interrupted model has its row, with what was measured before the signal
+    # the interrupted model has its row, with what was measured before the signal, and says it did not finish
+    assert rows["inttoy"]["status"] == "interrupted" and rows["inttoy"]["startup_seconds"] is not None
+    assert doc["run"]["status"] == "interrupted" and doc["run"]["unfinished_models"] == ["inttoy"]
 
 
 def test_vdbench_clean_removes_leftovers() -> None:

@@ -226,14 +226,15 @@ def test_a_model_manifest_enables_a_scorer_for_itself(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*_ test_quality[[]fox[]] _*", "toyscore.steadiness = * is above*"])
 
 
-def test_unknown_metric_names_are_usage_errors(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+def test_unknown_metric_names_fail_the_run_or_the_manifest(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
     suite = write_suite(toy_manifest(), toy_scorer_manifest())
     result = pytester.runpytest(*RUN, "--vdbench-suite", str(suite), "--vdbench-metrics", "toyscore,clip")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--vdbench-metrics / ini vdbench_metrics: no metric container 'clip'; known: toyscore*"])
-    suite = write_suite(toy_manifest(metrics=["nope"]))
+    suite = write_suite(toy_manifest(metrics=["nope"]))  # in a manifest: that manifest's one test fails
     result = pytester.runpytest(*RUN, "--vdbench-suite", str(suite))
-    result.stderr.fnmatch_lines(["*toy.yaml: metrics: no metric container 'nope'; known: toyscore*"])
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["suite/toy.yaml:*: metrics: no metric container 'nope'; known: toyscore*"])
 
 
 def test_ini_vdbench_metrics_enables_them(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:

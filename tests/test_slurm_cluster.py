@@ -132,6 +132,34 @@ def test_two_models_asking_both_gpus_queue_one_behind_the_other(
     assert_nothing_left("gpua", "gpub")
 
 
+def test_gpu_figures_come_from_nvidia_smi_on_the_node(
+    pytester: pytest.Pytester, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job samples its GPUs with nvidia-smi when the node has it: here a stand-in on PATH (no NVIDIA GPU
+    on this machine) that answers 1500 MiB and 40 % for each GPU index the job asks about."""
+    bin_dir = pytester.path / "fake-bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text(
+        "#!/bin/bash\n"
+        'ids=""; while [ $# -gt 0 ]; do [ "$1" = -i ] && ids=$2; shift; done\n'
+        'echo "$ids" >> "$(dirname "$0")/asked"\n'
+        'for i in ${ids//,/ }; do echo "1500, 40"; done\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")  # sbatch exports it to the job
+    (doc,) = gpu_toys(["gpuseen"], delay=0.2)
+    doc["resources"]["gpus"] = 1
+    suite = write_suite(doc)
+    result = run_slurm(pytester, suite, "--vdbench-report", "r")
+    result.assert_outcomes(passed=7)
+    (row,) = json.loads((pytester.path / "r" / "report.json").read_text())["models"]
+    assert row["gpu_memory_bytes"] == 1500 * 2**20 and row["gpu_utilization"] == pytest.approx(40.0)
+    asked = set((bin_dir / "asked").read_text().split())
+    assert asked and asked <= {"0", "1"}  # the job's own GPU (SLURM_JOB_GPUS), one of n1's two
+    assert_nothing_left("gpuseen")
+
+
 def test_pending_past_the_queue_timeout_fails_health_with_state(
     pytester: pytest.Pytester, write_suite: Callable[..., Path]
 ) -> None:
@@ -206,6 +234,27 @@ def test_sigint_to_pytest_leaves_no_job_and_no_container(pytester: pytest.Pytest
             proc.kill()
     assert "KeyboardInterrupt" in out
     assert_nothing_left("sigtoy")
+
+
+def test_killed_xdist_worker_leaves_no_job(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:
+    """A worker SIGKILLed with its model's job running: the controller cancels the run's jobs by --comment."""
+    suite = write_suite(toy_manifest("slurmkilled"))
+    pytester.makepyfile(
+        test_kill="""
+        import os, signal
+
+        def test_worker_dies_mid_run(vdbench_run, vdbench_endpoint):
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup can run in this process
+        """
+    )
+    result = run_slurm(pytester, suite, "test_kill.py", "-k", "test_worker_dies", "-n", "1", "--max-worker-restart", "0")
+    result.stdout.fnmatch_lines(
+        ["*worker 'gw0' crashed while running*", "*removed 1 Slurm job(s) left by crashed xdist worker(s)*"]
+    )
+    deadline = time.monotonic() + 60  # scancel returns at once; the job's TERM trap removes its container
+    while (slurm_jobs("slurmkilled") or engine_containers("docker", "slurmkilled")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert_nothing_left("slurmkilled")
 
 
 def test_unreachable_registry_is_one_clear_line(pytester: pytest.Pytester, write_suite: Callable[..., Path]) -> None:

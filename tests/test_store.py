@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pytest_vdbench.store import SCHEMA_VERSION, StoreError, open_store, store_url
+from pytest_vdbench.options import store_url
+from pytest_vdbench.store import SCHEMA_VERSION, StoreError, open_store
 from pytest_vdbench.store.history import format_history, history_rows
 from pytest_vdbench.store.schema import models, rounds, scores
 from pytest_vdbench.tools.cli import main as cli

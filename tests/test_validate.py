@@ -214,20 +214,23 @@ def test_adapter_methods_and_signatures(tmp_path: Path) -> None:
     assert problem.key == "adapter" and problem.message.startswith(f"{ctx / 'tab.py'}:1: syntax error:")
 
 
-def test_collection_reports_problems_as_collection_errors(pytester: pytest.Pytester) -> None:
+def test_collection_reports_problems_as_one_failing_test(pytester: pytest.Pytester) -> None:
     suite = pytester.mkdir("suite")
     (suite / "bad.yaml").write_text(textwrap.dedent(BAD["e_budgets.yaml"]))
     (suite / "good.yaml").write_text(
         f"name: good\nmodality: video\nadapter: toy:ToyVideo\nimage: {{context: {TOY}}}\ncases: [{{id: c, prompt: p}}]\n"
     )
     result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "--collect-only", "-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
+    assert result.ret == pytest.ExitCode.OK  # collected, not run: the good model's tests and bad.yaml's one test
+    result.stdout.fnmatch_lines(["*<InvalidManifest manifest>*", "*<VariantModule good>*"])
+    result = pytester.runpytest_subprocess("--vdbench", "--vdbench-suite", str(suite), "suite/bad.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*ERROR collecting suite/bad.yaml*",
+            "*_ suite/bad.yaml: invalid manifest _*",
             "suite/bad.yaml:12: expect.shape: case 'c' asks for frames = 4*",
             "suite/bad.yaml:14: expect.budgets.generate_seconds: budget 5s is not below timeouts.generate = 2s*",
-            "(the same checks without pytest: vdbench validate PATH)",
+            "(check it without pytest: vdbench validate suite/bad.yaml)",
         ]
     )
 

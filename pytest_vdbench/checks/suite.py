@@ -348,7 +348,7 @@ def test_determinism(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     _fail(problems, vdbench_run)
     golden = vdbench_run.golden.get(vdbench_case.id)
     if expect.golden == "strict" and golden is not None:
-        from pytest_vdbench.store.fingerprint import output_digest
+        from pytest_vdbench.checks.fingerprint import output_digest
 
         digest = output_digest(first)
         if digest != golden["digest"]:

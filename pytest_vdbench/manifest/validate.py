@@ -50,6 +50,8 @@ __all__ = [
     "Problem",
     "ValidationReport",
     "check_specs",
+    "key_line",
+    "load_problems",
     "validate_paths",
 ]
 
@@ -171,6 +173,11 @@ class _Locator:
         if self._node is None:
             return None
         return node_line(self._node, loc, self._node.start_mark.line + 1)
+
+
+def key_line(path: Path, loc: Sequence[str | int]) -> int | None:
+    """1-based line of ``loc`` in the manifest at ``path`` (one that loaded), for a problem found elsewhere."""
+    return _Locator(path).line(loc)
 
 
 # --- schema problems (from load_manifest) ----------------------------------------------------
@@ -674,16 +681,25 @@ def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics, all
     names: dict[str, Path] = {}
     for path in discover_manifests(paths):
         report.files.append(path)
-        try:
-            specs = load_manifest(path, root, allow)
-        except ManifestError as exc:
-            report.problems.extend(_schema_problem(path, text) for text in exc.problems)
-            continue
-        name = specs[0].name
-        if name in names:
-            line = _Locator(path).line(["name"])
-            report.problems.append(Problem(path, line, "name", f"model name {name!r} is already used by {names[name]}", "name"))
-        else:
-            names[name] = path
+        specs, problems = load_problems(path, root, allow, names)
+        report.problems.extend(problems)
         report.problems.extend(check_specs(specs, metrics))
     return report
+
+
+def load_problems(path: Path, root: Path, allow: Sequence[Path], names: dict[str, Path]) -> tuple[list[ModelSpec], list[Problem]]:
+    """One manifest's specs and its problems before :func:`check_specs`: the schema's, or its model
+    name already used by an earlier manifest of ``names`` (which records the name otherwise).
+
+    Shared by ``vdbench validate`` and collection, so both say the same lines.
+    """
+    try:
+        specs = load_manifest(path, root, allow)
+    except ManifestError as exc:
+        return [], [_schema_problem(path, text) for text in exc.problems]
+    name = specs[0].name
+    if name in names:
+        line = _Locator(path).line(["name"])
+        return specs, [Problem(path, line, "name", f"model name {name!r} is already used by {names[name]}", "name")]
+    names[name] = path
+    return specs, []

@@ -12,6 +12,7 @@ from pytest_vdbench.report.rows import final_rows, regressed_models
 from pytest_vdbench.report.state import SCHEMA_VERSION, state_of
 
 if TYPE_CHECKING:
+    from pytest_vdbench.report.state import ReportState
     from pytest_vdbench.session import VdbenchSession
 
 __all__ = ["report_document", "write_reports"]
@@ -23,6 +24,19 @@ def _atomic_write(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def _run_state(rows: list[dict[str, Any]], rec: ReportState | None) -> dict[str, Any]:
+    """Whether the run ended or was interrupted (Ctrl-C, SIGTERM), and which models it left unfinished."""
+    if rec is None or rec.interrupted is None:
+        return {"status": "finished", "interrupted_by": None, "unfinished_models": [], "not_started": []}
+    have = {str(r["id"]) for r in rows}
+    return {
+        "status": "interrupted",
+        "interrupted_by": rec.interrupted,
+        "unfinished_models": sorted(str(r["id"]) for r in rows if r["status"] == "interrupted"),
+        "not_started": sorted(m for m in rec.tests if m not in have and rec.unfinished(m)),
+    }
 
 
 def report_document(session: VdbenchSession) -> dict[str, Any]:
@@ -50,8 +64,10 @@ def report_document(session: VdbenchSession) -> dict[str, Any]:
             "warmup": "each case's warmup rounds run first and are excluded; test_generate's adaptive rounds are timed",
             "headline": "round trip (request to decoded output); the server's own time is server_median",
         },
+        "run": _run_state(rows, rec),
         "models": rows,
         "skipped": dict(sorted(session.skipped.items())),
+        "invalid_manifests": sorted(rec.invalid_manifests.values(), key=lambda m: str(m["manifest"])) if rec else [],
     }
     if rec is not None and rec.baseline is not None and rec.comparison is not None:
         doc["comparison"] = {

@@ -106,11 +106,13 @@ def _throughput(rows: list[dict[str, Any]]) -> list[str]:
     return out if len(out) > 5 else []  # the heading, the table head: no row, no section
 
 
-def _failures(rows: list[dict[str, Any]]) -> list[str]:
+def _failures(rows: list[dict[str, Any]], invalid_manifests: list[dict[str, Any]]) -> list[str]:
     failed = [r for r in rows if r.get("failures")]
-    if not failed:
+    if not failed and not invalid_manifests:
         return []
     out = ["", "## Failures", ""]
+    for m in invalid_manifests:  # every problem: each is one line that names the file and the key
+        out += [f"- **{md_cell(m['manifest'])}** `manifest`: {md_cell(problem)}" for problem in m["problems"]]
     for r in failed:
         for f in r["failures"]:
             first = f["message"].splitlines()[0] if f["message"] else ""
@@ -134,11 +136,25 @@ def _metric_containers(rows: list[dict[str, Any]]) -> list[str]:
     return ["", "## Metric containers and scores not computed", "", *out] if out else []
 
 
+def _interrupted(doc: dict[str, Any]) -> list[str]:
+    run = doc.get("run") or {}
+    if run.get("status") != "interrupted":
+        return []
+    line = f"**Interrupted** (`{md_cell(run['interrupted_by'])}`): partial results, measured until the signal."
+    if run["unfinished_models"]:
+        line += " Unfinished: " + ", ".join(md_cell(m) for m in run["unfinished_models"]) + "."
+    if run["not_started"]:
+        line += " Never started: " + ", ".join(md_cell(m) for m in run["not_started"]) + "."
+    return [line, ""]
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The whole report.md for one report.json document."""
     rows = doc["models"]
-    out = ["# vdbench report", "", *_HEADER, *(_table_row(r) for r in rows)]
+    out = ["# vdbench report", "", *_interrupted(doc), *_HEADER, *(_table_row(r) for r in rows)]
     out += [f"| {md_cell(model)} | | | | | | | | | | skipped: {md_cell(why)} |" for model, why in doc["skipped"].items()]
+    invalid_manifests = doc.get("invalid_manifests") or []
+    out += [f"| {md_cell(m['manifest'])} | | | | | | | | | | {md_cell(m['status'])} |" for m in invalid_manifests]
     stats = doc["statistics"]
     out += [
         "",
@@ -154,5 +170,5 @@ def markdown(doc: dict[str, Any]) -> str:
         out += ["", "## INVALID timings", ""] + [f"- **{md_cell(m)}**: {md_cell(reason)}" for m, reason in invalid]
     out += _comparison(doc)
     out += _metric_containers(rows)
-    out += _failures(rows)
+    out += _failures(rows, invalid_manifests)
     return "\n".join(out) + "\n"

@@ -13,21 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_vdbench.checks.metrics.video import to_frames
+
 if TYPE_CHECKING:
     from pytest_vdbench.run import ModelRun
 
-__all__ = ["frame_strip", "png_data_uri", "save_videos", "to_frames"]
-
-
-def to_frames(video: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Canonical video (float [F, C, H, W] in [0, 1] or uint8 [F, H, W, C]) -> uint8 [F, H, W, 3]."""
-    from pytest_vdbench.checks.metrics.video import to_canonical
-
-    v = to_canonical(video)[:, :3]
-    if v.shape[1] == 1:
-        v = np.repeat(v, 3, axis=1)
-    frames: np.ndarray[Any, Any] = (np.clip(np.nan_to_num(v), 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
-    return frames
+__all__ = ["frame_strip", "png_data_uri", "save_videos"]
 
 
 def save_videos(run: ModelRun, directory: Path, fps: int = 8) -> list[Path]:

@@ -56,7 +56,18 @@ class ReportRecorder:
 
         for item in items:
             if isinstance(item.parent, VariantModule):
-                self.model_of[item.nodeid] = item.parent.spec.id
+                self.model_of[item.nodeid] = model = item.parent.spec.id
+                self.state.tests[model] = self.state.tests.get(model, 0) + 1
+
+    def pytest_sessionstart(self) -> None:
+        if not self.is_worker and self.session.options.report_dir is not None:
+            from pytest_vdbench.report.provenance import MachineProbe
+
+            self.state.machine = MachineProbe(self.session.config).start()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.state.interrupted = excinfo.exconly().strip() or excinfo.typename
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
@@ -78,10 +89,20 @@ class ReportRecorder:
             self.state.log_tails[run.spec.id] = tail
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.session.role.reports and report.failed:  # a worker's report reaches the controller, too
+            from pytest_vdbench.collect import INVALID_PROPERTY
+
+            invalid = dict(report.user_properties).get(INVALID_PROPERTY)
+            if isinstance(invalid, dict):
+                entry = {"manifest": invalid["manifest"], "test": report.nodeid, "status": "failed: invalid manifest"}
+                self.state.invalid_manifests[invalid["manifest"]] = {**entry, "problems": list(invalid["problems"])}
+                return
         model = self.model_of.get(report.nodeid)
         if model is None:  # the xdist controller maps nothing: workers ship their own rows
             return
         counts = self.state.outcomes.setdefault(model, {"passed": 0, "failed": 0, "skipped": 0})
+        if report.when == "teardown":
+            self.state.finished[model] = self.state.finished.get(model, 0) + 1
         if report.failed:
             counts["failed"] += 1
             text = report.longreprtext.strip()

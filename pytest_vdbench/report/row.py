@@ -47,6 +47,9 @@ class ReportRow(TypedDict, total=False):
     mean_memory_bytes: int | None
     cpu_percent: float | None
     oom_killed: bool | None
+    #: the model's GPU memory and utilisation (NVML; nvidia-smi on a Slurm node); None without GPUs
+    gpu_memory_bytes: int | None
+    gpu_utilization: float | None
     log_bytes: int | None
     quality: dict[str, float]
     quality_by_case: dict[str, dict[str, float]]
@@ -98,8 +101,14 @@ def _case_stats(run: ModelRun, opts: dict[str, Any]) -> tuple[dict[str, Any], di
     return generate, fit
 
 
-def _status(run: ModelRun, usage: ResourceUsage | None, failures: list[dict[str, str]]) -> tuple[str, list[str]]:
-    """The row's one-word status and the adapter/harness errors behind it (build, startup first)."""
+def _status(
+    run: ModelRun, usage: ResourceUsage | None, failures: list[dict[str, str]], unfinished: bool = False
+) -> tuple[str, list[str]]:
+    """The row's one-word status and the adapter/harness errors behind it (build, startup first).
+
+    ``unfinished``: the run was interrupted before every selected test of the model ended; its
+    figures are what was measured until then, and the status says so rather than ``ok``.
+    """
     errors = [r.error for r in run.cases.values() if r.error]
     if run.skip_reason is not None:
         return f"skipped: {run.skip_reason}", errors
@@ -109,6 +118,8 @@ def _status(run: ModelRun, usage: ResourceUsage | None, failures: list[dict[str,
         return "not ready", [run.startup_error.reason, *errors]
     if usage is not None and usage.oom_killed:
         return "OOM-killed", errors
+    if unfinished:
+        return "interrupted", errors
     if errors:
         return "errors", errors
     return ("failed" if failures else "ok"), errors
@@ -157,6 +168,8 @@ def _resource_fields(usage: ResourceUsage | None) -> ReportRow:
         "mean_memory_bytes": usage.mean_memory_bytes if usage else None,
         "cpu_percent": usage.cpu_percent if usage else None,
         "oom_killed": usage.oom_killed if usage else None,
+        "gpu_memory_bytes": usage.gpu_memory_bytes if usage else None,
+        "gpu_utilization": usage.gpu_utilization if usage else None,
         "log_bytes": usage.log_bytes if usage else None,  # all the model wrote to stdout/stderr
     }
 
@@ -240,7 +253,7 @@ def build_row(session: VdbenchSession, run_id: str, run: ModelRun, rec: ReportSt
     opts: dict[str, Any] = {"min_rounds": session.options.min_rounds, "min_duration": session.options.min_duration}
     usage = run.usage()
     failures = list(rec.failures.get(run_id, [])) if rec else []
-    status, errors = _status(run, usage, failures)
+    status, errors = _status(run, usage, failures, unfinished=rec is not None and rec.unfinished(run_id))
     row: ReportRow = {
         "model": run.spec.name,
         "variant": run.spec.variant,

@@ -9,6 +9,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_vdbench.report.compare import ModelComparison
+    from pytest_vdbench.report.provenance import MachineProbe
     from pytest_vdbench.session import VdbenchSession
 
 __all__ = ["SCHEMA_VERSION", "STATE_KEY", "ReportState", "state_of"]
@@ -30,6 +31,17 @@ class ReportState:
     baseline: dict[str, Any] | None = None
     comparison: dict[str, ModelComparison] | None = None
     rows: list[dict[str, Any]] | None = None  # the controller's final rows, once computed
+    #: manifest (as shown) -> its failed ``::manifest`` test: ``manifest``, ``test``, ``status``, ``problems``
+    invalid_manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    machine: MachineProbe | None = None  # pytest-benchmark's machine info, probed in the background from the start
+    #: why the run stopped early (Ctrl-C: "KeyboardInterrupt", SIGTERM: "KeyboardInterrupt: signal 15"), else None
+    interrupted: str | None = None
+    tests: dict[str, int] = field(default_factory=dict)  # model id -> its selected tests
+    finished: dict[str, int] = field(default_factory=dict)  # model id -> its tests that ran to the end (teardown)
+
+    def unfinished(self, model: str) -> bool:
+        """An interrupted run left some of this model's selected tests unrun or unfinished."""
+        return self.interrupted is not None and self.finished.get(model, 0) < self.tests.get(model, 0)
 
 
 STATE_KEY = pytest.StashKey[ReportState]()

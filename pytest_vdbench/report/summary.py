@@ -50,4 +50,7 @@ def summary_lines(session: VdbenchSession) -> list[str]:
     lines = [_model_line(row) for row in rows]
     if is_controller:
         lines.extend(f"{model:<24} skipped: {reason}" for model, reason in sorted(session.skipped.items()))
+        rec = state_of(session)
+        for name, entry in sorted((rec.invalid_manifests if rec else {}).items()):
+            lines.append(f"{name:<24} failed: invalid manifest, {len(entry['problems'])} problem(s): {entry['problems'][0]}")
     return lines + _comparison_lines(session)

@@ -175,20 +175,25 @@ class RuntimeRegistry:
 
     def __init__(self) -> None:
         self._factories: dict[str, RuntimeFactory] = {}
-        self._sweeps: dict[str, Callable[[str], int]] = {}
+        self._sweeps: dict[str, tuple[Callable[[str], int], str]] = {}
 
-    def add(self, name: str, factory: RuntimeFactory, *, sweep_testrun: Callable[[str], int] | None = None) -> None:
-        """``sweep_testrun(testrun)``: remove what crashed xdist workers of that run left; returns how many."""
+    def add(
+        self, name: str, factory: RuntimeFactory, *, sweep_testrun: Callable[[str], int] | None = None,
+        swept: str = "container(s)",
+    ) -> None:  # fmt: skip
+        """``sweep_testrun(testrun)``: remove what crashed xdist workers of that run left; returns how many
+        (``swept`` names what it counts, for the summary line)."""
         if name in self._factories and self._factories[name] is not factory:
             raise ValueError(f"runtime {name!r} is already registered")
         self._factories[name] = factory
         if sweep_testrun is not None:
-            self._sweeps[name] = sweep_testrun
+            self._sweeps[name] = (sweep_testrun, swept)
 
-    def sweep_testrun(self, name: str, testrun: str) -> int:
-        """The xdist controller's sweep at session end (0 for runtimes without one)."""
-        sweep = self._sweeps.get(name)
-        return sweep(testrun) if sweep is not None else 0
+    def sweep_testrun(self, name: str, testrun: str) -> str | None:
+        """The xdist controller's sweep at session end: ``"2 container(s)"``, or None when nothing was left."""
+        sweep, swept = self._sweeps.get(name, (None, ""))
+        removed = sweep(testrun) if sweep is not None else 0
+        return f"{removed} {swept}" if removed else None
 
     def names(self) -> list[str]:
         return sorted(self._factories)
@@ -246,7 +251,7 @@ def builtin_runtimes() -> RuntimeRegistry:
     registry = RuntimeRegistry()
     registry.add("docker", _docker, sweep_testrun=_docker_sweep)
     registry.add("process", _process)
-    registry.add("slurm", _slurm, sweep_testrun=_slurm_sweep)
+    registry.add("slurm", _slurm, sweep_testrun=_slurm_sweep, swept="Slurm job(s)")
     return registry
 
 

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.runtime import (
     BuildInfo,
@@ -102,19 +100,19 @@ def cancel_jobs(match: str) -> list[str]:
     return jobs
 
 
-def _parse_constraints(raw: str) -> tuple[tuple[int, str], ...]:
-    """ini ``vdbench_slurm_gpu_constraints``: ``16g=gpumem16g 80g=a100_80g`` → sorted (bytes, feature)."""
+def parse_constraints(raw: str) -> tuple[tuple[int, str], ...]:
+    """``16g=gpumem16g 80g=a100_80g`` → sorted (bytes, feature); ValueError names the bad item."""
     from pytest_vdbench.manifest import parse_bytes
 
     pairs = []
     for item in raw.split():
         size, sep, feature = item.partition("=")
         if not sep or not feature:
-            raise pytest.UsageError(f"ini vdbench_slurm_gpu_constraints: {item!r} is not SIZE=FEATURE (e.g. 16g=gpumem16g)")
+            raise ValueError(f"{item!r} is not SIZE=FEATURE (e.g. 16g=gpumem16g)")
         try:
             pairs.append((int(parse_bytes(size)), feature))
         except (ValueError, TypeError) as exc:
-            raise pytest.UsageError(f"ini vdbench_slurm_gpu_constraints: {item!r}: {exc}") from None
+            raise ValueError(f"{item!r}: {exc}") from None
     return tuple(sorted(pairs))
 
 
@@ -134,7 +132,8 @@ def gpu_constraint(gpu_memory: int, mapping: tuple[tuple[int, str], ...]) -> str
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """The ``--vdbench-registry`` / ``--vdbench-slurm-*`` options and their ini keys, validated."""
+    """The ``--vdbench-registry`` / ``--vdbench-slurm-*`` options and their ini keys, validated
+    (read from pytest's config by ``pytest_vdbench.options.slurm_options``)."""
 
     registry: Registry | None
     run_dir: Path
@@ -143,43 +142,6 @@ class SlurmOptions:
     queue_timeout: float | None = None
     gpu_constraints: tuple[tuple[int, str], ...] = ()
     sbatch_args: tuple[str, ...] = field(default_factory=tuple)
-
-    @classmethod
-    def from_config(cls, config: pytest.Config) -> SlurmOptions:
-        import argparse
-        import shlex
-
-        from pytest_vdbench.options import parse_seconds
-        from pytest_vdbench.runtime.registry import parse_registry
-
-        def pick(name: str) -> str:
-            return str(config.getoption(name) or config.getini(name) or "")
-
-        registry = None
-        if raw := pick("vdbench_registry"):
-            try:
-                registry = parse_registry(raw)
-            except argparse.ArgumentTypeError as exc:
-                raise pytest.UsageError(f"--vdbench-registry / ini vdbench_registry: {exc}") from None
-        launcher = pick("vdbench_slurm_launcher") or "docker"
-        if launcher not in LAUNCHERS:
-            raise pytest.UsageError(f"--vdbench-slurm-launcher {launcher!r}: valid launchers: {', '.join(LAUNCHERS)}")
-        queue = config.getoption("vdbench_slurm_queue_timeout")
-        if queue is None and (ini := str(config.getini("vdbench_slurm_queue_timeout") or "")):
-            try:
-                queue = parse_seconds(ini)
-            except argparse.ArgumentTypeError as exc:
-                raise pytest.UsageError(f"ini vdbench_slurm_queue_timeout = {ini!r}: {exc}") from None
-        run_dir = Path(pick("vdbench_slurm_dir") or Path.home() / ".cache" / "vdbench" / "slurm").expanduser()
-        return cls(
-            registry=registry,
-            run_dir=run_dir.absolute(),
-            launcher=launcher,
-            partition=pick("vdbench_slurm_partition") or None,
-            queue_timeout=queue,
-            gpu_constraints=_parse_constraints(str(config.getini("vdbench_slurm_gpu_constraints") or "")),
-            sbatch_args=tuple(shlex.split(str(config.getini("vdbench_slurm_sbatch_args") or ""))),
-        )
 
     def problems(self) -> list[str]:
         """What keeps the run from starting, one line each: checked once, before any test."""
@@ -254,6 +216,8 @@ class SlurmInstance:
         self._peak = 0
         self._cpu: list[tuple[float, float]] = []
         self._samples: list[int] = []
+        self._gpu_peak: int | None = None
+        self._gpu_util: list[float] = []
         self._last_usage_t = 0.0
         self._end_state: JobState | None = None
 
@@ -372,6 +336,9 @@ class SlurmInstance:
         self._peak = max(self._peak, int(sample.get("peak") or 0), int(sample["memory"]))
         if sample.get("cpu_ns") is not None:
             self._cpu.append((float(sample["cpu_ns"]) / 1e9, t))
+        if sample.get("gpu_memory") is not None:  # the job's nvidia-smi reading (NVIDIA nodes only)
+            self._gpu_peak = max(self._gpu_peak or 0, int(sample["gpu_memory"]))
+            self._gpu_util.append(float(sample["gpu_util"]))
 
     def usage(self) -> ResourceUsage:
         if self._final is not None:
@@ -394,7 +361,9 @@ class SlurmInstance:
             exit_code=exit_event.get("exit_code") if exit_event else None,
             running=running,
             samples=len(self._samples),
-            source="the job's reading of the container cgroup",
+            gpu_memory_bytes=self._gpu_peak,
+            gpu_utilization=sum(self._gpu_util) / len(self._gpu_util) if self._gpu_util else None,
+            source="the job's reading of the container cgroup" + (" and nvidia-smi" if self._gpu_util else ""),
             detail=detail,
         )
 

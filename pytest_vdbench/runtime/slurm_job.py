@@ -98,9 +98,8 @@ class OciCli:
             args.append("--read-only")
         for path, opts in hard.tmpfs:
             args += ["--tmpfs", f"{path}:{opts}"]
-        for mount in c.mounts:
-            if mount.source is not None:
-                args += ["-v", f"{mount.source}:{mount.target}:{'ro' if mount.read_only else 'rw'}"]
+        for bind in _binds(c):
+            args += ["-v", bind]
         for key, value in c.env:
             args += ["-e", f"{key}={value}"]
         for name in c.env_from_host:  # by name: the value never lands in the script file
@@ -130,6 +129,18 @@ class OciCli:
         )
 
 
+def _binds(c: ContainerPlan) -> list[str]:
+    """The plan's host mounts as ``SOURCE:TARGET:ro|rw`` (docker -v, apptainer --bind, pyxis mounts)."""
+    return [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in c.mounts if m.source is not None]
+
+
+#: apptainer and pyxis run the server as a child of the job (no engine to ask): stop and state by its pid
+_HOST_PROCESS_FUNCTIONS = (
+    'vd_stop() { [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null; }',
+    'vd_state() { [ -n "${CONTAINER_EXIT:-}" ] && echo "$CONTAINER_EXIT false $CPID"; }',
+)
+
+
 def _host_network_command(c: ContainerPlan) -> list[str]:
     """Apptainer and pyxis share the node's network: the server must listen on the job's $PORT."""
     command = list(c.command or ())
@@ -156,9 +167,8 @@ class Apptainer:
         args = ["apptainer", "exec", "--containall", "--cleanenv", "--writable-tmpfs", "--no-home"]
         if c.limits.gpus:
             args.append("--nv")
-        for m in c.mounts:
-            if m.source is not None:
-                args += ["--bind", f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"]
+        for bind in _binds(c):
+            args += ["--bind", bind]
         for key, value in sorted(_host_network_env(c).items()):
             args += ["--env", Raw(f'"{key}=$PORT"') if isinstance(value, Raw) else f"{key}={value}"]
         args += [f"docker://{c.image}", *_host_network_command(c)]
@@ -166,8 +176,7 @@ class Apptainer:
             [
                 "vd_pull() { :; }  # apptainer converts docker://IMAGE at exec time (cached in APPTAINER_CACHEDIR)",
                 f"vd_run() {{ exec {_argv(args)} </dev/null; }}",
-                'vd_stop() { [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null; }',
-                'vd_state() { [ -n "${CONTAINER_EXIT:-}" ] && echo "$CONTAINER_EXIT false $CPID"; }',
+                *_HOST_PROCESS_FUNCTIONS,
             ]
         )
 
@@ -188,7 +197,7 @@ class Pyxis:
         env = _host_network_env(c)
         exports = " ".join(f"{k}={v if isinstance(v, Raw) else _q(v)}" for k, v in sorted(env.items()))
         args = ["srun", "--ntasks=1", f"--container-image={self.image(c.image)}", "--no-container-mount-home"]
-        mounts = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in c.mounts if m.source is not None]
+        mounts = _binds(c)
         if mounts:
             args.append("--container-mounts=" + ",".join(mounts))
         args += [f"--container-env={','.join(sorted(env))}", *_host_network_command(c)]
@@ -196,8 +205,7 @@ class Pyxis:
             [
                 "vd_pull() { :; }  # enroot imports the image when srun starts the step",
                 f"vd_run() {{ export {exports}; exec {_argv(args)} </dev/null; }}",
-                'vd_stop() { [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null; }',
-                'vd_state() { [ -n "${CONTAINER_EXIT:-}" ] && echo "$CONTAINER_EXIT false $CPID"; }',
+                *_HOST_PROCESS_FUNCTIONS,
             ]
         )
 
@@ -216,6 +224,13 @@ ADDR=$(scontrol show node "${SLURMD_NODENAME:-}" -o 2>/dev/null | sed -n 's/.*No
 [ -n "$ADDR" ] || ADDR=$(hostname -i 2>/dev/null | cut -d' ' -f1)
 ev start "\"node\":\"${SLURMD_NODENAME:-}\",\"host\":\"$ADDR\",\"gpus\":\"${CUDA_VISIBLE_DEVICES:-}\""
 CPID="" SPID="" DONE=""
+GPU_IDS=${SLURM_JOB_GPUS:-${CUDA_VISIBLE_DEVICES:-}}
+gpu_sample() {  # the job's GPUs (a Slurm GPU is the job's alone): used memory summed, utilisation averaged
+    [ -n "$GPU_IDS" ] && command -v nvidia-smi >/dev/null || return 0
+    nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits -i "$GPU_IDS" 2>/dev/null |
+        awk -F', *' '$1 ~ /^[0-9]+$/ {m += $1; u += $2; n++}
+            END {if (n) printf ",\"gpu_memory\":%d,\"gpu_util\":%.1f", m * 1048576, u / n}'
+}
 sample() {  # the container's cgroup (v1 or v2), found once through its main process
     local pid="" cg mem peak cpu v1=1
     while [ -z "$pid" ] || [ "$pid" = 0 ]; do pid=$(vd_state | cut -d' ' -f3); sleep 0.2; done
@@ -231,8 +246,10 @@ sample() {  # the container's cgroup (v1 or v2), found once through its main pro
             peak=$(cat "/sys/fs/cgroup$cg/memory.peak" 2>/dev/null || echo "$mem")
             cpu=$(($(sed -n 's/^usage_usec //p' "/sys/fs/cgroup$cg/cpu.stat" 2>/dev/null || echo 0) * 1000))
         fi
+        gpu=$(gpu_sample)
         if [ -n "$mem" ]; then
-            printf '{"t":%s,"memory":%s,"peak":%s,"cpu_ns":%s}\n' "$(now)" "$mem" "${peak:-$mem}" "${cpu:-null}" >"$USAGE.tmp"
+            printf '{"t":%s,"memory":%s,"peak":%s,"cpu_ns":%s%s}\n' \
+                "$(now)" "$mem" "${peak:-$mem}" "${cpu:-null}" "$gpu" >"$USAGE.tmp"
             mv -f "$USAGE.tmp" "$USAGE"
         fi
         sleep 0.5

@@ -22,27 +22,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from pytest_vdbench.store import schema
 from pytest_vdbench.store.schema import SCHEMA_VERSION, fingerprints, models, rounds, runs, scores
 
-__all__ = ["SCHEMA_VERSION", "Store", "StoreError", "StoredModel", "open_store", "store_url"]
+__all__ = ["SCHEMA_VERSION", "Store", "StoreError", "StoredModel", "open_store"]
 
 _PG_LOCK = 0x76646200  # pg_advisory_xact_lock id: one migrating process at a time
 
 
 class StoreError(Exception):
     """The store cannot be used; the message names the URL and the fix."""
-
-
-def store_url(value: str, root: Path) -> str | None:
-    """``none`` -> None; a path (relative to ``root``) -> a SQLite URL; a URL stays (postgresql -> psycopg 3)."""
-    if value.strip().lower() == "none":
-        return None
-    if "://" not in value:
-        path = Path(value)
-        path = path if path.is_absolute() else root / path
-        return f"sqlite:///{path}"
-    scheme, _, rest = value.partition("://")
-    if scheme in ("postgresql", "postgres"):
-        return f"postgresql+psycopg://{rest}"
-    return value
 
 
 def redact(url: str) -> str:

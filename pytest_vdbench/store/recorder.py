@@ -230,9 +230,9 @@ class StoreRecorder:
         return report
 
     def _finished_row(self, run: ModelRun) -> dict[str, Any]:
+        from pytest_vdbench.checks.fingerprint import case_fingerprints
         from pytest_vdbench.report.row import build_row
         from pytest_vdbench.report.state import SCHEMA_VERSION, state_of
-        from pytest_vdbench.store.fingerprint import case_fingerprints
 
         row: dict[str, Any] = dict(build_row(self.session, run.spec.id, run, state_of(self.session)))
         rounds = []
@@ -271,7 +271,7 @@ class StoreRecorder:
 
     def _check_drift(self, spec: ModelSpec, row: dict[str, Any], extras: dict[str, Any]) -> None:
         """A changed image with an unchanged case: compare the case's output with its newest stored one."""
-        from pytest_vdbench.store.fingerprint import drift
+        from pytest_vdbench.checks.fingerprint import drift
 
         assert self.store is not None
         changes = []
@@ -283,7 +283,7 @@ class StoreRecorder:
             if change is not None:
                 changes.append(change)
         if changes:
-            from pytest_vdbench.store.fingerprint import describe
+            from pytest_vdbench.checks.fingerprint import describe
 
             self.drift[spec.id] = changes
             row["drift"] = changes

@@ -491,8 +491,8 @@ def _add_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Print models' figures across stored runs (the results store; newest last)."""
-    from pytest_vdbench.options import DEFAULT_STORE
-    from pytest_vdbench.store import StoreError, open_store, store_url
+    from pytest_vdbench.options import DEFAULT_STORE, store_url
+    from pytest_vdbench.store import StoreError, open_store
     from pytest_vdbench.store.history import format_history, history_rows
 
     root = Path.cwd()

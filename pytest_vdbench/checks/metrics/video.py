@@ -20,6 +20,7 @@ __all__ = [
     "sharpness",
     "smoothness",
     "to_canonical",
+    "to_frames",
     "video_report",
 ]
 
@@ -241,3 +242,12 @@ def video_report(video: npt.ArrayLike) -> dict[str, float]:
         "motion": motion(v),
         "sharpness": sharpness(v),
     }
+
+
+def to_frames(video: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    """Canonical video (float [F, C, H, W] in [0, 1] or uint8 [F, H, W, C]) -> uint8 [F, H, W, 3]."""
+    v = to_canonical(video)[:, :3]
+    if v.shape[1] == 1:
+        v = np.repeat(v, 3, axis=1)
+    frames: npt.NDArray[np.uint8] = (np.clip(np.nan_to_num(v), 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+    return frames

@@ -39,7 +39,7 @@ def _thumbnail(a: np.ndarray[Any, Any]) -> str | None:
     """Up to 4 frames, 32 px high, side by side: a PNG (base64)."""
     from PIL import Image
 
-    from pytest_vdbench.report.media import to_frames
+    from pytest_vdbench.checks.metrics.video import to_frames
 
     try:
         frames = to_frames(a)
