@@ -267,7 +267,7 @@ def test_killed_xdist_worker_leaves_no_container(pytester: pytest.Pytester, writ
         "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
     )
     result.stdout.fnmatch_lines(
-        ["*worker 'gw0' crashed while running*", "*removed 1 container(s) or job(s) left by crashed xdist worker(s)*"]
+        ["*worker 'gw0' crashed while running*", "*removed 1 container(s) left by crashed xdist worker(s)*"]
     )
     assert containers("killtoy") == []
 
