@@ -331,12 +331,18 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_compose(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    comp = sub.add_parser("compose", help=cmd_compose.__doc__, description=cmd_compose.__doc__)
-    comp.add_argument(
+def _add_selection(parser: argparse.ArgumentParser, *, models: bool) -> None:
+    """``--suite PATH`` (repeatable) and, with ``models``, ``--model GLOB``: which manifests a command reads."""
+    parser.add_argument(
         "--suite", action="append", type=Path, metavar="PATH", help="manifest or suite folder (repeatable). Default: model_suites"
     )
-    comp.add_argument("--model", action="append", metavar="GLOB", help="only models whose name or id matches (repeatable)")
+    if models:
+        parser.add_argument("--model", action="append", metavar="GLOB", help="only models whose name or id matches (repeatable)")
+
+
+def _add_compose(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    comp = sub.add_parser("compose", help=cmd_compose.__doc__, description=cmd_compose.__doc__)
+    _add_selection(comp, models=True)
     comp.add_argument(
         "-o", "--output", type=Path, default=Path("docker-compose.yml"), metavar="FILE", help="Default: %(default)s"
     )
@@ -379,10 +385,7 @@ def _add_k8s(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from pytest_vdbench.tools.k8s import DEFAULT_GPU_MEMORY_LABEL
 
     k8s = sub.add_parser("k8s", help=cmd_k8s.__doc__, description=cmd_k8s.__doc__)
-    k8s.add_argument(
-        "--suite", action="append", type=Path, metavar="PATH", help="manifest or suite folder (repeatable). Default: model_suites"
-    )
-    k8s.add_argument("--model", action="append", metavar="GLOB", help="only models whose name or id matches (repeatable)")
+    _add_selection(k8s, models=True)
     k8s.add_argument("-o", "--output", type=Path, default=Path("k8s"), metavar="DIR", help="Default: %(default)s")
     k8s.add_argument("--run", default="manual", metavar="ID", help="run id in every label. Default: %(default)s")
     k8s.add_argument("--image-prefix", default="", metavar="REGISTRY/", help="prefix of every image (the cluster's registry)")
@@ -429,9 +432,7 @@ def _add_changed(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ch.add_argument(
         "--base", default="origin/main", metavar="REF", help="compare with the merge base of REF. Default: %(default)s"
     )
-    ch.add_argument(
-        "--suite", action="append", type=Path, metavar="PATH", help="manifest or suite folder (repeatable). Default: model_suites"
-    )
+    _add_selection(ch, models=False)
     ch.add_argument("--committed", action="store_true", help="only committed changes (ignore the working tree)")
     ch.add_argument(
         "--format",
