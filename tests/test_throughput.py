@@ -91,3 +91,10 @@ def test_throughput_floor_fails_a_model_below_it(pytester: pytest.Pytester, writ
     result = _run(pytester, write_suite(doc), "-k", "throughput")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*throughput * outputs/s (best, at concurrency *) is below expect.budgets.throughput_min 1000*"])
+
+
+def test_report_rates_never_read_as_exponents() -> None:
+    """A fast toy at concurrency 1 serves > 1000 outputs/s: '1.23e+03' broke the report.md table's reading."""
+    from pytest_vdbench.report.format import fmt_rate
+
+    assert [fmt_rate(x) for x in (1234.4, 99.94, 3.14159, 0.0123)] == ["1234", "99.9", "3.14", "0.0123"]

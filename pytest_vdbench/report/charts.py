@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_vdbench.report.format import fmt_rate
 from pytest_vdbench.runtime.host import format_bytes
 
 __all__ = ["throughput_charts", "timeline_charts"]
@@ -41,7 +42,8 @@ def throughput_charts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 for q in ("p50", "p99")
             ]
             labels = [
-                f"x{lv['concurrency']}: {lv['throughput_per_second']:.3g}/s, p50 {lv['latency_seconds']['p50'] * 1000:.3g} ms"
+                f"x{lv['concurrency']}: {fmt_rate(lv['throughput_per_second'])}/s, "
+                f"p50 {lv['latency_seconds']['p50'] * 1000:.3g} ms"
                 + (f", busy {sum(lv['busy'].values())}" if lv["busy"] else "")
                 for lv in done
             ]

@@ -8,11 +8,16 @@ from typing import Any
 
 from pytest_vdbench.runtime.host import format_bytes
 
-__all__ = ["fmt_seconds", "fmt_value", "headline_quality", "md_cell", "regression_marks", "verdict"]
+__all__ = ["fmt_rate", "fmt_seconds", "fmt_value", "headline_quality", "md_cell", "regression_marks", "verdict"]
 
 
 def fmt_seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}s" if value >= 0.1 else f"{value * 1000:.1f}ms"
+
+
+def fmt_rate(value: float) -> str:
+    """Outputs per second, three significant digits and never an exponent (1234, not 1.23e+03)."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def fmt_value(kind: str, value: float) -> str:

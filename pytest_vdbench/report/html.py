@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from pytest_vdbench.report.charts import HEIGHT, WIDTH, throughput_charts, timeline_charts
+from pytest_vdbench.report.format import fmt_rate
 from pytest_vdbench.runtime.host import format_bytes
 
 __all__ = ["bar_chart", "render_html"]
@@ -24,6 +25,7 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("pytest_vdbench.report", "templates"), autoescape=True, undefined=StrictUndefined)
     env.filters["seconds"] = _seconds
     env.filters["bytes"] = format_bytes
+    env.filters["rate"] = fmt_rate
     env.filters["score"] = lambda v: "n/a" if v is None else f"{v:.4g}"
     env.filters["percent"] = lambda v: "n/a" if v is None else f"{v:+.1%}"
     return env

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_vdbench.report.format import fmt_seconds, fmt_value, headline_quality, md_cell, regression_marks, verdict
+from pytest_vdbench.report.format import fmt_rate, fmt_seconds, fmt_value, headline_quality, md_cell, regression_marks, verdict
 from pytest_vdbench.runtime.host import format_bytes
 
 __all__ = ["markdown"]
@@ -99,7 +99,7 @@ def _throughput(rows: list[dict[str, Any]]) -> list[str]:
             for lv in levels:
                 lat = lv["latency_seconds"]
                 out.append(
-                    f"| {md_cell(r['id'])} | {md_cell(case)} | {lv['concurrency']} | {lv['throughput_per_second']:.3g} "
+                    f"| {md_cell(r['id'])} | {md_cell(case)} | {lv['concurrency']} | {fmt_rate(lv['throughput_per_second'])} "
                     f"| {fmt_seconds(lat['p50'])} | {fmt_seconds(lat['p90'])} | {fmt_seconds(lat['p99'])} "
                     f"| {fmt_seconds(lv['queue_p50_seconds'])} | {md_cell(lv['busy'] or 'none')} |"
                 )
