@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -40,7 +43,7 @@ from pytest_vdbench.manifest import ModelSpec, load_manifest  # noqa: E402
 from pytest_vdbench.protocols import ready_probe  # noqa: E402
 from pytest_vdbench.run import ModelRun  # noqa: E402
 from pytest_vdbench.runtime.process import ProcessRuntime  # noqa: E402
-from pytest_vdbench.timing import TimingPolicy, median_change, stop_reason  # noqa: E402
+from pytest_vdbench.timing import Change, TimingPolicy, median_change, stop_reason  # noqa: E402
 
 LOAD = """
 import sys, time
@@ -80,6 +83,10 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.10)
     parser.add_argument("--max-duration", type=float, default=10.0, help="timed seconds per run at most (--vdbench-max-duration)")
     parser.add_argument("--max-seconds", type=float, default=3600, help="the background load ends itself after this")
+    parser.add_argument(
+        "--drift", type=float, default=0.0, help="first time the case back to back this long (s); print how its median drifts"
+    )
+    parser.add_argument("--dump", type=Path, help="write every pair's rounds here (JSON), to study the verdict offline")
     args = parser.parse_args()
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench"), str(ROOT), os.environ.get("PYTHONPATH", "")])
     policy = TimingPolicy(max_duration=args.max_duration)
@@ -89,15 +96,21 @@ def main() -> None:
     load = subprocess.Popen([sys.executable, "-c", LOAD, str(args.max_seconds)])
     started = time.monotonic()
     false_alarms = detected = 0
+    changes: list[tuple[Change, Change]] = []
     rounds_seen: list[int] = []
+    pairs: list[dict[str, list[float]]] = []
     try:
         for run in runs:
             run.ensure_started()
+        if args.drift:
+            print_drift(runs[0], args.drift)
         for i in range(args.pairs):
             a, a2, b = (timed_rounds(run) for run in runs)
             rounds_seen += [len(a), len(a2), len(b)]
+            pairs.append({"a": a, "a2": a2, "b": b})
             aa, ab = median_change(a, a2), median_change(a, b)
             assert aa is not None and ab is not None
+            changes.append((aa, ab))
             false_alarms += aa.exceeds(args.threshold)
             detected += ab.exceeds(args.threshold)
             print(f"pair {i + 1:2d}: A/A {aa.describe():42s} A/B {ab.describe()}", flush=True)
@@ -106,6 +119,8 @@ def main() -> None:
         load.wait(10)
         for run in runs:
             run.stop()
+    if args.dump:
+        args.dump.write_text(json.dumps({"slowdown": args.slowdown, "pairs": pairs}))
     n = args.pairs
     print(
         f"\nrefvideo[fox], process runtime, background load on one core (50 % duty), threshold {args.threshold:.0%}, "
@@ -114,6 +129,42 @@ def main() -> None:
     print(f"timed rounds per run: {min(rounds_seen)}..{max(rounds_seen)}; bench wall {time.monotonic() - started:.0f}s")
     print(f"A/A false regressions: {false_alarms}/{n} = {false_alarms / n:.3f} (target <= 1/40 = 0.025)")
     print(f"A/B detected ({args.slowdown:.0%} slowdown): {detected}/{n} = {detected / n:.3f} (target >= 0.95)")
+    print_sweep(changes)
+
+
+def print_drift(run: ModelRun, seconds: float) -> None:
+    """How much the median of consecutive windows of W seconds moves: the host's own run-to-run noise.
+
+    No statistic of one run's rounds can see drift slower than the run; this shows its size.
+    """
+    case = next(c for c in run.spec.manifest.cases if c.id == "fox")
+    run.cases.pop(case.id, None)
+    end = time.monotonic() + seconds
+    stamps: list[float] = []
+    while time.monotonic() < end:
+        run.generate(case, "timed")
+        stamps.append(time.monotonic())
+    rounds = np.asarray(run.case_result(case).timed())
+    at = np.asarray(stamps) - stamps[0]
+    print(f"drift: {rounds.size} back-to-back rounds in {seconds:g}s, median {1000 * np.median(rounds):.1f} ms")
+    for window in (1, 2, 4, 8, 16):
+        medians = [np.median(rounds[(at >= s) & (at < s + window)]) for s in np.arange(0, at[-1] - window, window)]
+        if len(medians) >= 3:
+            step = np.diff(np.log(medians))
+            print(f"  {window:2d}s windows ({len(medians)}): next window's median moves by {100 * np.std(step):.1f} % (sd)")
+
+
+def print_sweep(changes: list[tuple[Change, Change]]) -> None:
+    """The same pairs judged at other thresholds: where false alarms and misses trade off on this host."""
+    n = len(changes)
+    print("same pairs, other thresholds (false alarms / detected):")
+    for threshold in (0.05, 0.10, 0.12, 0.15, 0.18, 0.20, 0.25):
+        fa = sum(aa.exceeds(threshold) for aa, _ in changes)
+        det = sum(ab.exceeds(threshold) for _, ab in changes)
+        print(f"  {threshold:4.0%}: A/A {fa:2d}/{n}  A/B {det:2d}/{n}")
+    spread = sorted(abs(aa.ratio - 1) for aa, _ in changes)
+    if spread:
+        print(f"A/A |median change|: median {100 * spread[n // 2]:.1f} %, max {100 * spread[-1]:.1f} %")
 
 
 if __name__ == "__main__":
