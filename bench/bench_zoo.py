@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -40,10 +41,14 @@ TIMEOUT = 3600
 
 
 def write_zoo(suite: Path, count: int) -> list[str]:
+    """``count`` manifests under ``suite``, sharing one build context copied beside it (inside the project)."""
     suite.mkdir(parents=True, exist_ok=True)
+    context = suite.parent / "adapters"
+    if not context.exists():
+        shutil.copytree(ADAPTERS, context, ignore=shutil.ignore_patterns("__pycache__"))
     names = [f"zoo{i:04d}" for i in range(count)]
     for name in names:
-        doc = toy_manifest(name, image={"context": str(ADAPTERS), "base": "bookworm"})
+        doc = toy_manifest(name, image={"context": str(context), "base": "bookworm"})
         doc["resources"] = {"cpus": CPUS, "memory": "128m"}  # the toy declares 1 CPU (test_requirements checks it)
         doc["timeouts"] = {"startup": "120s", "generate": "60s"}
         doc["expect"]["budgets"] = {}

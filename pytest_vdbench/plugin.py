@@ -61,6 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if options.store is not None:  # before the report: a resumed run takes its id, a store baseline needs the store
         config.stash[STORE_KEY] = store = StoreRecorder(session)
         config.pluginmanager.register(store, "vdbench-store")
+        if session.role.is_controller:
+            store.fewer_workers(config)
     config.pluginmanager.register(ReportRecorder(session), "vdbench-report")
 
 

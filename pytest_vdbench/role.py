@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Role", "XdistRole"]
+__all__ = ["LEAVE_OUT_KEY", "Role", "XdistRole"]
+
+#: workerinput: the manifests whose every model the controller reuses or resumes (workers skip them)
+LEAVE_OUT_KEY = "vdbench_leave_out"
 
 
 class Role(enum.Enum):

@@ -23,7 +23,7 @@ from pytest_vdbench.manifest import MAX_MANIFEST_BYTES, ModelSpec, discover_mani
 from pytest_vdbench.manifest.validate import Problem, key_line, load_problems
 from pytest_vdbench.options import VdbenchOptions, project_root
 from pytest_vdbench.protocols import ProtocolRegistry
-from pytest_vdbench.role import XdistRole
+from pytest_vdbench.role import LEAVE_OUT_KEY, XdistRole
 from pytest_vdbench.run import ModelRun
 from pytest_vdbench.runtime import RuntimeContext, RuntimeRegistry, RuntimeUnavailable, builtin_runtimes
 from pytest_vdbench.runtime.host import HostInfo, probe_host
@@ -114,15 +114,18 @@ def _load(paths: list[Path], root: Path, allow: tuple[Path, ...] = ()) -> Loaded
     return loaded
 
 
-def load_suite(options: VdbenchOptions, root: Path, extra: list[Path] | None = None) -> LoadedSuite:
+def load_suite(
+    options: VdbenchOptions, root: Path, extra: list[Path] | None = None, *, leave_out: frozenset[Path] = frozenset()
+) -> LoadedSuite:
     """The selected models and broken manifests, and the metric containers (``model_suites/metrics``
     is searched too, so ``--vdbench-metrics vbench`` works with any ``--vdbench-suite``); sorted,
     identical on every xdist worker.
 
     A broken manifest is not a usage error (it fails its own test), except one pytest cannot
-    collect as a file: a dangling symlink or a symlink loop.
+    collect as a file: a dangling symlink or a symlink loop. ``leave_out``: manifests an xdist
+    worker neither loads nor collects (every model in them reused or resumed by the controller).
     """
-    paths = discover_manifests([*options.suites, *(extra or [])])
+    paths = [p for p in discover_manifests([*options.suites, *(extra or [])]) if p not in leave_out]
     scorers = [p for p in discover_manifests([root / METRICS_DIR]) if p not in paths] if (root / METRICS_DIR).is_dir() else []
     loaded = _load(paths + scorers, root, options.allow_paths)
     broken_scorers = []
@@ -144,7 +147,7 @@ def load_suite(options: VdbenchOptions, root: Path, extra: list[Path] | None = N
         if keep:
             selected.models[path] = keep
     selected.broken = {path: b for path, b in loaded.broken.items() if b.selected(options)}
-    if (options.models or options.variants) and not selected.models and not selected.broken:
+    if (options.models or options.variants) and not selected.models and not selected.broken and not leave_out:
         wanted = " ".join([f"--vdbench-model {m}" for m in options.models] + [f"--vdbench-variant {v}" for v in options.variants])
         raise pytest.UsageError(f"{wanted}: no model matches; known models: {', '.join(known) or 'none'}")
     _check_metric_names(options, selected, broken_scorers)
@@ -177,7 +180,11 @@ class VdbenchSession:
         #: no paths on the command line: collect the suites (`pytest --vdbench` runs the models only)
         self.suites_only = config.args_source != pytest.Config.ArgsSource.ARGS
         manifests = named_manifests(config)
-        loaded = load_suite(options, project_root(config), extra=manifests)
+        #: solo, xdist controller or worker: decided here once, read by the session, report and runtimes
+        self.role = XdistRole.of(config)
+        named = {m.resolve() for m in manifests}  # a manifest named on the command line must be collected
+        leave_out = frozenset(p for p in map(Path, self.role.workerinput.get(LEAVE_OUT_KEY, ())) if p.resolve() not in named)
+        loaded = load_suite(options, project_root(config), extra=manifests, leave_out=leave_out)
         self.specs_by_path, self.metric_specs = loaded.models, loaded.metrics
         #: manifests that fail validation: each is collected as one failing test, the others run
         self.broken = loaded.broken
@@ -194,8 +201,6 @@ class VdbenchSession:
         self._host: HostInfo | None = None
         self.notices: list[str] = []
         self.docker_fallback: str | None = None  # why docker was not used when it was the default
-        #: solo, xdist controller or worker: decided here once, read by the session, report and runtimes
-        self.role = XdistRole.of(config)
         if not self.role.is_worker:
             self._neighbours(config, options)
         #: build and process logs: where the user asked, else a temporary folder (see ``log_root``)

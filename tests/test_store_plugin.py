@@ -224,6 +224,16 @@ def test_xdist_workers_and_one_store(pytester: pytest.Pytester, store_url: str) 
     again = inner(pytester, "-n", "4", f"--vdbench-store={url}", "--vdbench-reuse", "--vdbench-report=rep")
     assert again.ret == 0
     assert all("reused from run" in s for s in statuses(pytester).values())
+    again.stdout.fnmatch_lines(["vdbench: 0 model(s) left to run: 1 of 4 xdist worker(s) started"])
+    # one model changed: one worker starts, and it loads and collects that model's manifest only
+    write_model(pytester.path, "beta", timeouts={"startup": "21s", "generate": "10s"})
+    one = inner(pytester, "-n", "4", f"--vdbench-store={url}", "--vdbench-reuse", "--vdbench-report=rep", "-v")
+    assert one.ret == 0, one.stdout.str()
+    assert {m for m, s in statuses(pytester).items() if "reused from run" not in s} == {"beta"}
+    one.stdout.fnmatch_lines(["vdbench: 1 model(s) left to run: 1 of 4 xdist worker(s) started"])
+    ran = {line.split("::")[1] for line in one.stdout.lines if " PASSED " in line}
+    assert ran == {"beta"}, one.stdout.str()
+    assert "created: 1/1 worker" in one.stdout.str() or "1 worker [" in one.stdout.str(), one.stdout.str()
 
 
 def test_unusable_stores_are_one_usage_error(pytester: pytest.Pytester) -> None:

@@ -16,11 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import pytest_vdbench
+from pytest_vdbench.role import LEAVE_OUT_KEY
 from pytest_vdbench.store import Store, StoredModel, StoreError, open_store
 from pytest_vdbench.store.keys import KeyMaker, case_hash, docker_base_id, host_class, host_parts
 
@@ -148,7 +150,27 @@ class StoreRecorder:
                     self.golden.setdefault(spec.id, {})[case.id] = {"digest": found["digest"], "run": found["run_id"]}
 
     def workerinput(self) -> dict[str, Any]:
-        return {"vdbench_store_skip": dict(self.skip), "vdbench_store_golden": dict(self.golden)}
+        return {
+            "vdbench_store_skip": dict(self.skip),
+            "vdbench_store_golden": dict(self.golden),
+            LEAVE_OUT_KEY: [str(path) for path in self.left_out()],
+        }
+
+    def left_out(self) -> list[Path]:
+        """Manifests whose every selected model is reused or resumed: xdist workers neither load nor collect them."""
+        return [path for path, specs in self.session.specs_by_path.items() if all(s.id in self.skip for s in specs)]
+
+    def fewer_workers(self, config: pytest.Config) -> None:
+        """Start no more xdist workers than models left to run: every worker loads and collects the
+        suite, so three idle workers of ``-n 4`` would cost three collections for nothing."""
+        tx = list(getattr(config.option, "tx", None) or [])
+        if not self.skip or len(tx) < 2:
+            return
+        to_run = sum(s.id not in self.skip for s in self.session.specs) + len(self.session.broken)
+        wanted = max(1, to_run)
+        if wanted < len(tx):
+            config.option.tx = tx[:wanted]  # read by xdist's NodeManager at session start
+            self.session.notices.append(f"vdbench: {to_run} model(s) left to run: {wanted} of {len(tx)} xdist worker(s) started")
 
     # -- hooks -----------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
