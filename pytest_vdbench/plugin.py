@@ -20,10 +20,12 @@ from pytest_vdbench.fixtures import (  # noqa: F401 - fixtures are registered by
 from pytest_vdbench.options import VdbenchOptions, addoption
 from pytest_vdbench.protocols import builtin_protocols
 from pytest_vdbench.report import ReportRecorder
+from pytest_vdbench.report.row import build_row
+from pytest_vdbench.report.state import SCHEMA_VERSION, state_of
 from pytest_vdbench.role import XdistRole
 from pytest_vdbench.runtime import builtin_runtimes
 from pytest_vdbench.session import PROTOCOLS_KEY, RUNTIMES_KEY, SESSION_KEY, VdbenchSession
-from pytest_vdbench.store.recorder import STORE_KEY, StoreRecorder
+from pytest_vdbench.store.recorder import STORE_KEY, ReportLink, StoreRecorder
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -59,11 +61,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "vdbench-session")
     if options.store is not None:  # before the report: a resumed run takes its id, a store baseline needs the store
-        config.stash[STORE_KEY] = store = StoreRecorder(session)
+        config.stash[STORE_KEY] = store = StoreRecorder(session, _report_link(session))
         config.pluginmanager.register(store, "vdbench-store")
         if session.role.is_controller:
             store.fewer_workers(config)
     config.pluginmanager.register(ReportRecorder(session), "vdbench-report")
+
+
+def _report_link(session: VdbenchSession) -> ReportLink:
+    """The report's row builder and row list, for the store (which imports no report module)."""
+
+    def shared_rows() -> list[dict[str, Any]] | None:
+        state = state_of(session)
+        return None if state is None else state.worker_rows
+
+    return ReportLink(
+        row=lambda run: build_row(session, run.spec.id, run, state_of(session)),
+        shared_rows=shared_rows,
+        schema_version=SCHEMA_VERSION,
+    )
 
 
 def _extensions(config: pytest.Config) -> None:

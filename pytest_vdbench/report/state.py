@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 if TYPE_CHECKING:
     from pytest_vdbench.report.compare import ModelComparison
-    from pytest_vdbench.report.provenance import MachineProbe
     from pytest_vdbench.session import VdbenchSession
 
-__all__ = ["SCHEMA_VERSION", "STATE_KEY", "ReportState", "state_of"]
+__all__ = ["SCHEMA_VERSION", "STATE_KEY", "MachineInfo", "ReportState", "state_of"]
+
+
+class MachineInfo(Protocol):
+    """pytest-benchmark's machine info, probed in the background (``report.provenance.MachineProbe``)."""
+
+    def result(self, interrupted: bool = False) -> dict[str, Any]: ...
+
 
 #: 3: timings with statistics and verdicts (adaptive rounds: every round, the median interval, server time), failures,
 #: log tails, provenance, environment, comparison (with the interval of each change), throughput, resource timelines
@@ -33,7 +39,7 @@ class ReportState:
     rows: list[dict[str, Any]] | None = None  # the controller's final rows, once computed
     #: manifest (as shown) -> its failed ``::manifest`` test: ``manifest``, ``test``, ``status``, ``problems``
     invalid_manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
-    machine: MachineProbe | None = None  # pytest-benchmark's machine info, probed in the background from the start
+    machine: MachineInfo | None = None  # pytest-benchmark's machine info, probed in the background from the start
     #: why the run stopped early (Ctrl-C: "KeyboardInterrupt", SIGTERM: "KeyboardInterrupt: signal 15"), else None
     interrupted: str | None = None
     tests: dict[str, int] = field(default_factory=dict)  # model id -> its selected tests

@@ -15,7 +15,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,21 @@ if TYPE_CHECKING:
     from pytest_vdbench.run import ModelRun
     from pytest_vdbench.session import VdbenchSession
 
-__all__ = ["STORE_KEY", "StoreRecorder", "annotate_rows", "store_recorder"]
+__all__ = ["STORE_KEY", "ReportLink", "StoreRecorder", "annotate_rows", "store_recorder"]
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    """What the store takes from the report, handed in by the plugin: the report package sits above
+    the store (it reads history and trends from it), so the store never imports the report."""
+
+    #: a finished model's report row
+    row: Callable[[ModelRun], Mapping[str, Any]]
+    #: the report's list of rows from elsewhere (xdist workers, the store); None without a report
+    shared_rows: Callable[[], list[dict[str, Any]] | None]
+    #: the report schema the rows follow (a stored baseline says what its rows mean)
+    schema_version: int
+
 
 STORE_KEY = pytest.StashKey["StoreRecorder"]()
 
@@ -51,8 +66,9 @@ def _git_commit(root: Any) -> str | None:
 class StoreRecorder:
     """Registered by the session when the store is on; see the module docstring."""
 
-    def __init__(self, session: VdbenchSession) -> None:
+    def __init__(self, session: VdbenchSession, report: ReportLink) -> None:
         self.session = session
+        self.report = report
         self.options = session.options
         config = session.config
         workerinput = getattr(config, "workerinput", None)
@@ -174,11 +190,9 @@ class StoreRecorder:
 
     # -- hooks -----------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        from pytest_vdbench.report.state import state_of
-
-        state = state_of(self.session)
-        if state is not None:
-            state.worker_rows.extend(self.stored_rows)
+        rows = self.report.shared_rows()
+        if rows is not None:
+            rows.extend(self.stored_rows)
 
     def _ensure_run(self) -> None:
         """Record the run when its first model finishes (collection alone probes neither Docker nor NVML)."""
@@ -253,10 +267,8 @@ class StoreRecorder:
 
     def _finished_row(self, run: ModelRun) -> dict[str, Any]:
         from pytest_vdbench.checks.fingerprint import case_fingerprints
-        from pytest_vdbench.report.row import build_row
-        from pytest_vdbench.report.state import SCHEMA_VERSION, state_of
 
-        row: dict[str, Any] = dict(build_row(self.session, run.spec.id, run, state_of(self.session)))
+        row: dict[str, Any] = dict(self.report.row(run))
         rounds = []
         for case_id, result in sorted(run.cases.items()):
             # the warmup rounds, then exactly the timed rounds the report's statistics (`data`) and
@@ -269,7 +281,7 @@ class StoreRecorder:
         if run.instance is not None:
             rounds.append({"phase": "startup", "case": "", "warmup": False, "seconds": [run.instance.startup_seconds]})
         hashes = {c.id: case_hash(run.spec, c.id) for c in run.spec.manifest.cases}
-        row["report_schema"] = SCHEMA_VERSION  # what a stored baseline's rows mean (--vdbench-compare last)
+        row["report_schema"] = self.report.schema_version  # what a stored baseline's rows mean (--vdbench-compare last)
         row["_store"] = {"rounds": rounds, "fingerprints": case_fingerprints(run, hashes, self.options.keep_outputs)}
         return json.loads(json.dumps(row, default=str))  # type: ignore[no-any-return]
 
