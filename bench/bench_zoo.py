@@ -77,6 +77,29 @@ def container_seconds(db: Path, run_id: str) -> float:
     return float(total)
 
 
+def engine_floor(runs: int = 5) -> float:
+    """The engine's own cost of one container, no harness: create, start, wait for ``true``, remove (median)."""
+    import statistics
+
+    import docker
+
+    client = docker.from_env()
+    times = []
+    try:
+        for _ in range(runs):
+            start = time.perf_counter()
+            container = client.containers.create("vdbench/base:bookworm", ["true"], labels={"org.vdbench.bench": "zoo"})
+            try:
+                container.start()
+                container.wait(timeout=60)
+            finally:
+                container.remove(force=True)
+            times.append(time.perf_counter() - start)
+    finally:
+        client.close()
+    return statistics.median(times)
+
+
 def newest_run(db: Path) -> str:
     with sqlite3.connect(db) as conn:
         (run_id,) = conn.execute("SELECT id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
@@ -127,6 +150,11 @@ def measure(root: Path, suite: Path, names: list[str]) -> None:
     share = (wall - inside) / wall
     print(f"  wall {wall:.1f}s, inside containers {inside:.1f}s per lane ({LANES} at once)")
     print(f"  harness share {share:.0%} (target < 10%)")
+    floor = engine_floor()
+    print(
+        f"  the engine alone: {floor:.2f}s per container (create, start, `true`, remove) x {count} / {LANES} lanes = "
+        f"{floor * count / LANES:.0f}s, {floor * count / LANES / wall:.0%} of the wall before any harness work"
+    )
     if stored:
         print(f"  store: {db.stat().st_size / 1e6:.2f} MB for {stored[1]} models, {stored[2]} ms write per model")
     doc = yaml.safe_load((suite / f"{names[0]}.yaml").read_text())
