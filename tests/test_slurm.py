@@ -193,9 +193,7 @@ def test_unreachable_registry_says_so_in_one_line() -> None:
 def test_bad_ini_values_are_usage_errors(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nvdbench_slurm_gpu_constraints = 16g:gpumem16g\n")
     pytester.makepyfile(
-        "from pytest_vdbench.options import slurm_options\n"
-        "def test_it(pytestconfig):\n"
-        "    slurm_options(pytestconfig)\n"
+        "from pytest_vdbench.options import slurm_options\ndef test_it(pytestconfig):\n    slurm_options(pytestconfig)\n"
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*ini vdbench_slurm_gpu_constraints: '16g:gpumem16g' is not SIZE=FEATURE*"])

@@ -355,6 +355,7 @@ def _decode_fit_body(spool: Any) -> "tuple[Any, Any, Dict[str, Any], Any]":
     del tensors
     return table, columns, params, mapped
 
+
 def _close_quietly(mapped: Any) -> None:
     close = getattr(mapped, "close", None)
     if close is not None:

@@ -43,8 +43,7 @@ def throughput_charts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ]
             labels = [
                 f"x{lv['concurrency']}: {fmt_rate(lv['throughput_per_second'])}/s, "
-                f"p50 {lv['latency_seconds']['p50'] * 1000:.3g} ms"
-                + (f", busy {sum(lv['busy'].values())}" if lv["busy"] else "")
+                f"p50 {lv['latency_seconds']['p50'] * 1000:.3g} ms" + (f", busy {sum(lv['busy'].values())}" if lv["busy"] else "")
                 for lv in done
             ]
             charts.append({"model": row["id"], "case": case, "lines": lines, "labels": labels, "levels": levels})

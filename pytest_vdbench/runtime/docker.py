@@ -127,6 +127,7 @@ def docker_run_kwargs(
         kwargs["device_requests"] = [request]
     return kwargs
 
+
 # -- container options against hostile neighbours (#17) -----------------------------------------
 # Kept together so the container plan (runtime/plan.py) can take them over as they are.
 CONTAINER_UID = DEFAULT_HARDENING.user  # the user every model runs as; it must own the sandbox's socket
@@ -490,9 +491,7 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
     except FileNotFoundError as exc:
         raise ImageBuildError(spec.name, f"{exc} (image.context / image.dockerfile in {spec.path})", [], None) from None
     network = "none" if spec.manifest.sandbox.build_network == "none" else None
-    result = build_image(
-        client, plan, spec.name, log_dir, stream, network_mode=network, timeout=spec.manifest.timeouts.build
-    )
+    result = build_image(client, plan, spec.name, log_dir, stream, network_mode=network, timeout=spec.manifest.timeouts.build)
     return BuildInfo(
         image=result.tag,
         image_id=result.image_id,
