@@ -81,7 +81,7 @@ def _alive(pid: int) -> bool:
 class Ledger:
     """Reserve and release against one inventory, shared by every process using ``path``."""
 
-    def __init__(self, path: Path, inventory: Inventory, *, poll: float = 0.2) -> None:
+    def __init__(self, path: Path, inventory: Inventory, *, poll: float = 0.05) -> None:
         self.path = path
         self.inventory = inventory
         self.poll = poll
