@@ -38,8 +38,10 @@ class ManifestFile(pytest.File):
         # the checks of `vdbench validate` beyond the schema
         from pytest_vdbench.checks.quality import metric_registry
         from pytest_vdbench.manifest.validate import check_specs
+        from pytest_vdbench.runtime.cogyaml import cog_yaml_problems
 
-        problems = [*self.problems, *check_specs(self.specs, metric_registry(self.config), collection=True)]
+        found = check_specs(self.specs, metric_registry(self.config), cog_check=cog_yaml_problems, collection=True)
+        problems = [*self.problems, *found]
         shown_from = self.config.invocation_params.dir  # where `vdbench validate` would have been run
         for problem in problems:
             if problem.severity == "warning":

@@ -22,6 +22,7 @@ import pytest
 
 from helpers import ROOT
 from pytest_vdbench.checks.metrics import builtin_registry
+from pytest_vdbench.runtime.cogyaml import cog_yaml_problems
 
 CORPUS = Path(__file__).parent / "bad_manifests"
 CONTROL = CORPUS / "control" / "base.yaml"
@@ -69,7 +70,7 @@ def test_the_control_manifest_is_clean() -> None:
     """Without it a corpus file could fail for a fault the control already had."""
     from pytest_vdbench.manifest.validate import validate_paths
 
-    report = validate_paths([CONTROL], ROOT, builtin_registry())
+    report = validate_paths([CONTROL], ROOT, builtin_registry(), cog_check=cog_yaml_problems)
     assert report.problems == []
 
 
@@ -150,7 +151,8 @@ def _collection_errors(path: Path) -> list[str]:
         specs = load_manifest(path, ROOT)
     except ManifestError as exc:
         return exc.problems
-    return [p.format(ROOT) for p in check_specs(specs, builtin_registry(), collection=True) if p.severity == "error"]
+    found = check_specs(specs, builtin_registry(), cog_check=cog_yaml_problems, collection=True)
+    return [p.format(ROOT) for p in found if p.severity == "error"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.relative_to(CORPUS).as_posix() for p in FILES])
@@ -189,7 +191,7 @@ def test_collection_fails_each_bad_manifest_in_one_line_and_names_it(pytester: p
 def _one_problem(paths: list[Path], root: Path) -> str:
     from pytest_vdbench.manifest.validate import validate_paths
 
-    report = validate_paths(paths, root, builtin_registry())
+    report = validate_paths(paths, root, builtin_registry(), cog_check=cog_yaml_problems)
     lines = [p.format(root) for p in report.problems]
     assert len(lines) == 1, lines
     return lines[0]

@@ -19,6 +19,7 @@ from pytest_vdbench.runtime.cogyaml import (
     CogYamlError,
     base_for_python,
     cog_dockerfile,
+    cog_yaml_problems,
     image_source,
     load_cog_yaml,
 )
@@ -141,13 +142,14 @@ def test_manifest_rules_for_image_cog(tmp_path: Path) -> None:
 def test_validate_reads_the_cog_yaml(tmp_path: Path) -> None:
     model = cog_dir(tmp_path, {"python_version": "3.12"})
     path = _write(tmp_path, manifest_doc(str(model / "cog.yaml")))
-    (problem,) = validate_paths([path], tmp_path, installed_metrics()).errors
+    (problem,) = validate_paths([path], tmp_path, installed_metrics(), cog_check=cog_yaml_problems).errors
     assert problem.key == "image.cog" and "no vdbench base has Python 3.12" in problem.message
     (model / "predict.py").rename(model / "other.py")
     (model / "cog.yaml").write_text((model / "cog.yaml").read_text().replace("'3.12'", "'3.11'"))
-    (problem,) = validate_paths([path], tmp_path, installed_metrics()).errors
+    (problem,) = validate_paths([path], tmp_path, installed_metrics(), cog_check=cog_yaml_problems).errors
     assert "predict: predict.py is not in" in problem.message
-    assert not validate_paths([ROOT / "model_suites" / "protocols" / "cog-mp4.yaml"], ROOT, installed_metrics()).errors
+    shipped = ROOT / "model_suites" / "protocols" / "cog-mp4.yaml"
+    assert not validate_paths([shipped], ROOT, installed_metrics(), cog_check=cog_yaml_problems).errors
 
 
 @pytest.mark.docker

@@ -22,7 +22,7 @@ import difflib
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -46,6 +46,7 @@ from pytest_vdbench.manifest import (
 )
 
 __all__ = [
+    "CogCheck",
     "KnownMetrics",
     "Problem",
     "ValidationReport",
@@ -205,18 +206,25 @@ def _schema_problem(path: Path, text: str) -> Problem:
 _Found = tuple[list[str | int], str, Severity, str]  # (loc, code, severity, message)
 
 
-def check_specs(specs: Sequence[ModelSpec], metrics: KnownMetrics, *, collection: bool = False) -> list[Problem]:
+#: what is wrong with a cog.yaml (``runtime.cogyaml.cog_yaml_problems``): handed in by the callers,
+#: which sit above the runtime, so the manifest layer imports nothing from it
+CogCheck = Callable[[Path], list[str]]
+
+
+def check_specs(
+    specs: Sequence[ModelSpec], metrics: KnownMetrics, *, cog_check: CogCheck, collection: bool = False
+) -> list[Problem]:
     """The checks beyond the schema for one manifest's variants (deduplicated across variants).
 
-    ``metrics``: the names ``expect.quality`` may bound. ``collection``: checks that an image may
-    legitimately contradict become warnings.
+    ``metrics``: the names ``expect.quality`` may bound; ``cog_check``: reads an ``image.cog``
+    cog.yaml. ``collection``: checks that an image may legitimately contradict become warnings.
     """
     if not specs:
         return []
     locator = _Locator(specs[0].path)
     problems: dict[tuple[str, str], Problem] = {}
     memo: dict[tuple[Any, ...], list[_Found]] = {}  # variants mostly share their context and adapter
-    found = [(spec, problem) for spec in specs for problem in _spec_problems(spec, memo, metrics)]
+    found = [(spec, problem) for spec in specs for problem in _spec_problems(spec, memo, metrics, cog_check)]
     found.extend(_variant_problems(specs, locator))
     for spec, (loc, code, severity, message) in found:
         if collection and code in _COLLECTION_WARNINGS:
@@ -229,26 +237,19 @@ def check_specs(specs: Sequence[ModelSpec], metrics: KnownMetrics, *, collection
     return sorted(problems.values(), key=lambda p: p.line or 0)
 
 
-def _cog_problems(spec: ModelSpec, cog: Path) -> Iterator[_Found]:
+def _cog_problems(spec: ModelSpec, cog: Path, cog_check: CogCheck) -> Iterator[_Found]:
     """A cog.yaml model: the file exists, renders to a Dockerfile, and its predictor module is there."""
-    from pytest_vdbench.runtime.cogyaml import CogYamlError, base_for_python, cog_dockerfile, load_cog_yaml
-
     loc: list[str | int] = ["image", "cog"]
     if not cog.is_file():
         yield loc, "cog-yaml", "error", f"cog.yaml {cog} does not exist (image.cog {spec.manifest.image.cog!r})"
         return
-    try:
-        cfg = load_cog_yaml(cog)
-        cog_dockerfile(cfg, base_for_python(cfg.build.python_version, str(cog)), str(cog))
-    except CogYamlError as exc:
-        yield loc, "cog-yaml", "error", str(exc)
-        return
-    module = str(cfg.predict).partition(":")[0]
-    if module.endswith(".py") and not (cog.parent / module).is_file():
-        yield loc, "cog-yaml", "error", f"{cog}: predict: {module} is not in {cog.parent}"
+    for message in cog_check(cog):
+        yield loc, "cog-yaml", "error", message
 
 
-def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]], metrics: KnownMetrics) -> Iterator[_Found]:
+def _spec_problems(
+    spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]], metrics: KnownMetrics, cog_check: CogCheck
+) -> Iterator[_Found]:
     m = spec.manifest
     context = spec.context_dir
     outside = spec.outside(context, "image.context")
@@ -256,7 +257,7 @@ def _spec_problems(spec: ModelSpec, memo: dict[tuple[Any, ...], list[_Found]], m
     if outside is not None:
         yield ["image", "context"], "confinement", "error", outside
     elif cog is not None:
-        yield from _cog_problems(spec, cog)
+        yield from _cog_problems(spec, cog, cog_check)
     elif not context.is_dir():
         yield (
             ["image", "context"],
@@ -672,7 +673,9 @@ def _csv_header(path: Path) -> list[str] | None:
 # --- whole runs --------------------------------------------------------------------------------
 
 
-def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics, allow: Sequence[Path] = ()) -> ValidationReport:
+def validate_paths(
+    paths: Iterable[Path], root: Path, metrics: KnownMetrics, allow: Sequence[Path] = (), *, cog_check: CogCheck
+) -> ValidationReport:
     """Validate every manifest under ``paths`` (folders are searched, files taken as they are).
 
     All problems of all files are collected; nothing stops at the first one.
@@ -683,7 +686,7 @@ def validate_paths(paths: Iterable[Path], root: Path, metrics: KnownMetrics, all
         report.files.append(path)
         specs, problems = load_problems(path, root, allow, names)
         report.problems.extend(problems)
-        report.problems.extend(check_specs(specs, metrics))
+        report.problems.extend(check_specs(specs, metrics, cog_check=cog_check))
     return report
 
 

@@ -94,6 +94,20 @@ def load_cog_yaml(path: Path) -> CogConfig:
         raise CogYamlError(f"{path}: {key}: {err['msg']} (got {err.get('input')!r})") from None
 
 
+def cog_yaml_problems(cog: Path) -> list[str]:
+    """What keeps a cog.yaml from building here ([] when it renders to a Dockerfile and its predictor
+    module is beside it): ``vdbench validate``'s and collection's check of an ``image.cog``."""
+    try:
+        cfg = load_cog_yaml(cog)
+        cog_dockerfile(cfg, base_for_python(cfg.build.python_version, str(cog)), str(cog))
+    except CogYamlError as exc:
+        return [str(exc)]
+    module = str(cfg.predict).partition(":")[0]
+    if module.endswith(".py") and not (cog.parent / module).is_file():
+        return [f"{cog}: predict: {module} is not in {cog.parent}"]
+    return []
+
+
 def base_for_python(version: str, where: str = "cog.yaml") -> str:
     """The vdbench base whose Python is ``version`` (major.minor; a patch level is ignored)."""
     from pytest_vdbench.runtime.bases import BASES

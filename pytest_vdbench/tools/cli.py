@@ -14,6 +14,7 @@ from docker import DockerClient
 
 from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.runtime.bases import BASE_LABEL, BASES, ensure_base
+from pytest_vdbench.runtime.cogyaml import cog_yaml_problems
 
 if TYPE_CHECKING:
     from pytest_vdbench.checks.metrics import MetricRegistry
@@ -189,7 +190,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pytest_vdbench.manifest.validate import validate_paths
 
     cwd = Path.cwd()
-    report = validate_paths(_default_suites(args.paths), args.root or cwd, installed_metrics(), args.allow_path)
+    report = validate_paths(
+        _default_suites(args.paths), args.root or cwd, installed_metrics(), args.allow_path, cog_check=cog_yaml_problems
+    )
     failing = report.problems if args.strict else report.errors
     summary = (
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in {len(report.files)} manifest(s)"
@@ -285,7 +288,7 @@ def _load_specs(paths: list[Path], root: Path, models: list[str] | None = None) 
     from pytest_vdbench.manifest import discover_manifests, load_manifest, matches
     from pytest_vdbench.manifest.validate import validate_paths
 
-    report = validate_paths(paths, root, installed_metrics())
+    report = validate_paths(paths, root, installed_metrics(), cog_check=cog_yaml_problems)
     if report.errors:
         lines = [p.format(Path.cwd()) for p in report.errors]
         raise CliError("invalid manifest(s); fix them first (vdbench validate):\n" + "\n".join(lines))
