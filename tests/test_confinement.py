@@ -19,6 +19,7 @@ from helpers import ADAPTERS, toy_manifest
 from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.manifest.validate import validate_paths
+from pytest_vdbench.runtime.cogyaml import cog_yaml_problems
 from pytest_vdbench.tools.cli import main
 
 CSV = "a,b\n1,2\n3,4\n"
@@ -42,7 +43,8 @@ def project(tmp_path: Path, **overrides: Any) -> Path:
 
 
 def errors(manifest: Path, root: Path, allow: tuple[Path, ...] = ()) -> list[str]:
-    return [p.format(root) for p in validate_paths([manifest], root, builtin_registry(), allow).errors]
+    report = validate_paths([manifest], root, builtin_registry(), allow, cog_check=cog_yaml_problems)
+    return [p.format(root) for p in report.errors]
 
 
 def with_dataset(tmp_path: Path, dataset: str) -> Path:

@@ -12,6 +12,7 @@ from helpers import toy_manifest
 from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.manifest import ManifestError, load_manifest
 from pytest_vdbench.manifest.validate import check_specs
+from pytest_vdbench.runtime.cogyaml import cog_yaml_problems
 
 
 def _old_names(**quality: dict[str, float]) -> dict[str, object]:
@@ -25,7 +26,7 @@ def test_an_old_name_warns_naming_the_new_key(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(_old_names(dynamic_degree={"min": 0.001})))
     specs = load_manifest(path, tmp_path)
     assert "motion" in specs[0].manifest.expect.quality and "dynamic_degree" not in specs[0].manifest.expect.quality
-    (problem,) = [p for p in check_specs(specs, builtin_registry()) if p.code == "renamed-metric"]
+    (problem,) = [p for p in check_specs(specs, builtin_registry(), cog_check=cog_yaml_problems) if p.code == "renamed-metric"]
     assert problem.severity == "warning" and problem.key == "expect.quality.dynamic_degree"
     assert problem.message.startswith("'dynamic_degree' was renamed to 'motion': rename the key to expect.quality.motion")
     assert "vbench.dynamic_degree with --vdbench-metrics=vbench" in problem.message

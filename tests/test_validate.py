@@ -12,6 +12,7 @@ import pytest
 from helpers import ADAPTERS, ROOT
 from pytest_vdbench.checks.metrics import builtin_registry
 from pytest_vdbench.manifest.validate import validate_paths
+from pytest_vdbench.runtime.cogyaml import cog_yaml_problems
 from pytest_vdbench.tools.cli import main
 
 METRICS = builtin_registry()
@@ -173,7 +174,7 @@ def test_github_annotations(bad_dir: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_the_projects_own_suites_are_clean() -> None:
-    report = validate_paths([ROOT / "model_suites"], ROOT, METRICS)
+    report = validate_paths([ROOT / "model_suites"], ROOT, METRICS, cog_check=cog_yaml_problems)
     assert report.files and report.problems == []
 
 
@@ -183,7 +184,7 @@ def test_dockerfile_must_take_its_base_from_the_build_arg(tmp_path: Path, monkey
     (ctx / "m.py").write_text("class M:\n    def generate(self, prompt, **params): ...\n")
     (ctx / "Dockerfile").write_text("FROM python:3.11\nCOPY m.py /app/\n")
     (tmp_path / "m.yaml").write_text("name: m\nmodality: video\nadapter: m:M\nimage: {context: containers/m}\ncases: [{id: c}]\n")
-    report = validate_paths([tmp_path / "m.yaml"], tmp_path, METRICS)
+    report = validate_paths([tmp_path / "m.yaml"], tmp_path, METRICS, cog_check=cog_yaml_problems)
     assert [p.format(tmp_path) for p in report.problems] == [
         "m.yaml:4: image.dockerfile: Dockerfile: the first FROM is 'FROM python:3.11'; start with `ARG BASE=<default>` then "
         "`FROM ${BASE}` so that image.base (passed as the BASE build arg) chooses the base image"
@@ -203,14 +204,14 @@ def test_adapter_methods_and_signatures(tmp_path: Path) -> None:
         "name: t\nmodality: tabular\nadapter: tab:Tab\nimage: {context: ./ctx}\n"
         f"cases: [{{id: c, dataset: {DATA / 'adult_like.csv'}, params: {{rows: 5, temperature: 0.5}}}}]\n"
     )
-    messages = [p.message for p in validate_paths([tmp_path / "t.yaml"], tmp_path, METRICS).problems]
+    messages = [p.message for p in validate_paths([tmp_path / "t.yaml"], tmp_path, METRICS, cog_check=cog_yaml_problems).problems]
     assert messages == [
         "Tab.generate() does not accept temperature (the harness passes seed and the cases' params as keyword arguments); "
         "add **params to its signature",
         "Tab does not define fit() (ModelAdapter.fit raises NotImplementedError); define fit(self, table, columns, **params)",
     ]
     (ctx / "tab.py").write_text("class Tab(:\n")
-    (problem,) = validate_paths([tmp_path / "t.yaml"], tmp_path, METRICS).problems
+    (problem,) = validate_paths([tmp_path / "t.yaml"], tmp_path, METRICS, cog_check=cog_yaml_problems).problems
     assert problem.key == "adapter" and problem.message.startswith(f"{ctx / 'tab.py'}:1: syntax error:")
 
 
@@ -273,5 +274,5 @@ def test_dockerfile_must_copy_the_adapter_module(tmp_path: Path) -> None:
         ("ADD --chown=10001 ./pkg /app/pkg", False),
     ]:
         (ctx / "Dockerfile").write_text(f"ARG BASE\nFROM ${{BASE}}\n{copy}\n")
-        problems = validate_paths([tmp_path / "m.yaml"], tmp_path, METRICS).problems
+        problems = validate_paths([tmp_path / "m.yaml"], tmp_path, METRICS, cog_check=cog_yaml_problems).problems
         assert [p.code for p in problems] == (["dockerfile-copy"] if warned else []), copy
