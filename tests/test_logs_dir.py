@@ -49,3 +49,18 @@ def test_unasked_logs_of_a_passing_run_are_not_kept(run_vdbench: RunVdbench, wri
     result = run_vdbench("-p", "no:cacheprovider", suite=write_suite(toy_manifest("alpha")))
     result.assert_outcomes(passed=6, skipped=1)
     assert "build and process logs" not in result.stdout.str()
+
+
+def test_a_failed_run_that_logged_nothing_leaves_no_empty_folder(
+    pytester: pytest.Pytester, run_vdbench: RunVdbench, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose only failure is an invalid manifest builds and starts nothing: no logs, no folder, no line."""
+    tmp = pytester.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # the run's own temporary folder, to look into
+    bad = toy_manifest("alpha")
+    bad["timeouts"] = {"startup": "soon"}
+    result = run_vdbench("-p", "no:cacheprovider", suite=write_suite(bad))
+    result.assert_outcomes(failed=1)
+    assert "build and process logs" not in result.stdout.str()
+    assert not [p for p in tmp.glob("vdbench-*") if p.is_dir()], sorted(map(str, tmp.rglob("*")))
