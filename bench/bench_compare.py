@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_vdbench.manifest import ModelSpec, load_manifest  # noqa: E402
+from pytest_vdbench.manifest import Case, ModelSpec, load_manifest  # noqa: E402
 from pytest_vdbench.protocols import ready_probe  # noqa: E402
 from pytest_vdbench.run import ModelRun  # noqa: E402
 from pytest_vdbench.runtime.process import ProcessRuntime  # noqa: E402
@@ -65,10 +65,21 @@ def spec(slowdown: float) -> ModelSpec:
     return dataclasses.replace(base, manifest=base.manifest.model_copy(update=update))
 
 
+def fresh_fox(run: ModelRun) -> Case:
+    """Case ``fox``, with its earlier rounds forgotten: what follows is a fresh run of the case."""
+    case = next(c for c in run.spec.manifest.cases if c.id == "fox")
+    run.cases.pop(case.id, None)
+    return case
+
+
+def flagged(changes: list[tuple[Change, Change]], threshold: float) -> tuple[int, int]:
+    """(A/A pairs flagged as regressions, A/B pairs flagged) at ``threshold``."""
+    return sum(aa.exceeds(threshold) for aa, _ in changes), sum(ab.exceeds(threshold) for _, ab in changes)
+
+
 def timed_rounds(run: ModelRun) -> list[float]:
     """One run's timed round trips of case ``fox``: warmup, then rounds until the stopping rule says enough."""
-    case = next(c for c in run.spec.manifest.cases if c.id == "fox")
-    run.cases.pop(case.id, None)  # a fresh run of the case: its own rounds only
+    case = fresh_fox(run)
     for _ in range(run.spec.manifest.warmup_rounds):
         run.generate(case, "warmup")
     while stop_reason(run.case_result(case).timed(), run.policy) is None:
@@ -95,9 +106,7 @@ def main() -> None:
     runs = [ModelRun(m, runtime, timing=policy) for m in (healthy, healthy, slowed)]
     load = subprocess.Popen([sys.executable, "-c", LOAD, str(args.max_seconds)])
     started = time.monotonic()
-    false_alarms = detected = 0
     changes: list[tuple[Change, Change]] = []
-    rounds_seen: list[int] = []
     pairs: list[dict[str, list[float]]] = []
     try:
         for run in runs:
@@ -106,13 +115,10 @@ def main() -> None:
             print_drift(runs[0], args.drift)
         for i in range(args.pairs):
             a, a2, b = (timed_rounds(run) for run in runs)
-            rounds_seen += [len(a), len(a2), len(b)]
             pairs.append({"a": a, "a2": a2, "b": b})
             aa, ab = median_change(a, a2), median_change(a, b)
             assert aa is not None and ab is not None
             changes.append((aa, ab))
-            false_alarms += aa.exceeds(args.threshold)
-            detected += ab.exceeds(args.threshold)
             print(f"pair {i + 1:2d}: A/A {aa.describe():42s} A/B {ab.describe()}", flush=True)
     finally:
         load.send_signal(signal.SIGTERM)  # stopped by its PID
@@ -122,6 +128,8 @@ def main() -> None:
     if args.dump:
         args.dump.write_text(json.dumps({"slowdown": args.slowdown, "pairs": pairs}))
     n = args.pairs
+    false_alarms, detected = flagged(changes, args.threshold)
+    rounds_seen = [len(rounds) for pair in pairs for rounds in pair.values()]
     print(
         f"\nrefvideo[fox], process runtime, background load on one core (50 % duty), threshold {args.threshold:.0%}, "
         f"max {args.max_duration:g}s of timed rounds per run"
@@ -137,8 +145,7 @@ def print_drift(run: ModelRun, seconds: float) -> None:
 
     No statistic of one run's rounds can see drift slower than the run; this shows its size.
     """
-    case = next(c for c in run.spec.manifest.cases if c.id == "fox")
-    run.cases.pop(case.id, None)
+    case = fresh_fox(run)
     end = time.monotonic() + seconds
     stamps: list[float] = []
     while time.monotonic() < end:
@@ -159,8 +166,7 @@ def print_sweep(changes: list[tuple[Change, Change]]) -> None:
     n = len(changes)
     print("same pairs, other thresholds (false alarms / detected):")
     for threshold in (0.05, 0.10, 0.12, 0.15, 0.18, 0.20, 0.25):
-        fa = sum(aa.exceeds(threshold) for aa, _ in changes)
-        det = sum(ab.exceeds(threshold) for _, ab in changes)
+        fa, det = flagged(changes, threshold)
         print(f"  {threshold:4.0%}: A/A {fa:2d}/{n}  A/B {det:2d}/{n}")
     spread = sorted(abs(aa.ratio - 1) for aa, _ in changes)
     if spread:
