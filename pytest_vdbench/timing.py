@@ -25,6 +25,7 @@ __all__ = [
     "TimingPolicy",
     "median_change",
     "median_interval",
+    "paired_change",
     "percentile",
     "stop_reason",
     "timing_problems",
@@ -191,19 +192,28 @@ class Change:
         return f"{100 * (self.ratio - 1):+.1f} % (95 % CI {100 * (self.low - 1):+.1f} % .. {100 * (self.high - 1):+.1f} %)"
 
 
-def _block_medians(rounds: np.ndarray[Any, Any], rng: np.random.Generator, resamples: int) -> np.ndarray[Any, Any]:
-    """Medians of moving-block bootstrap resamples: blocks of ~sqrt(n) consecutive rounds.
+def _block_index(n: int, rng: np.random.Generator, resamples: int) -> np.ndarray[Any, Any]:
+    """Indices of ``resamples`` moving-block bootstrap resamples of ``n`` rounds: blocks of ~sqrt(n) consecutive rounds.
 
     Consecutive rounds share the host's load of the moment; resampling whole blocks keeps that
     drift in the interval, where resampling single rounds would pretend every round independent.
     """
-    n = rounds.size
     size = max(1, round(math.sqrt(n)))
     count = math.ceil(n / size)
     starts = rng.integers(0, n - size + 1, size=(resamples, count))
-    index = (starts[:, :, None] + np.arange(size)).reshape(resamples, -1)[:, :n]
-    medians: np.ndarray[Any, Any] = np.median(rounds[index], axis=1)
+    index: np.ndarray[Any, Any] = (starts[:, :, None] + np.arange(size)).reshape(resamples, -1)[:, :n]
+    return index
+
+
+def _block_medians(rounds: np.ndarray[Any, Any], rng: np.random.Generator, resamples: int) -> np.ndarray[Any, Any]:
+    """Medians of moving-block bootstrap resamples of ``rounds``."""
+    medians: np.ndarray[Any, Any] = np.median(rounds[_block_index(rounds.size, rng, resamples)], axis=1)
     return medians
+
+
+def _change(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], ratios: np.ndarray[Any, Any]) -> Change:
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return Change(float(np.median(b) / np.median(a)), float(low), float(high))
 
 
 def median_change(before: Sequence[float], after: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> Change | None:
@@ -217,5 +227,23 @@ def median_change(before: Sequence[float], after: Sequence[float], *, resamples:
         return None
     rng = np.random.default_rng(seed)
     ratios = _block_medians(b, rng, resamples) / np.maximum(_block_medians(a, rng, resamples), np.finfo(np.float64).tiny)
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return Change(float(np.median(b) / np.median(a)), float(low), float(high))
+    return _change(a, b, ratios)
+
+
+def paired_change(before: Sequence[float], after: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> Change | None:
+    """How ``after`` compares with ``before`` for rounds timed in alternation (round i of both sides
+    came from cycle i): the median of the cycles' ratios, with its 95 % moving-block bootstrap interval.
+
+    Each cycle's ratio divides out the host's speed of that moment, which both sides shared, so
+    drift neither widens the interval nor, as between two separate runs, passes for a change.
+    Blocks of consecutive cycles keep what drift is left (an adapter's own warm-up, say) in the
+    interval. Unequal lengths are cut to the shorter. None when either side has no rounds or a zero round.
+    """
+    n = min(len(before), len(after))
+    a, b = np.asarray(before[:n], dtype=np.float64), np.asarray(after[:n], dtype=np.float64)
+    if n == 0 or float(np.min(a)) <= 0:
+        return None
+    ratios = b / a
+    index = _block_index(n, np.random.default_rng(seed), resamples)
+    low, high = np.percentile(np.median(ratios[index], axis=1), [2.5, 97.5])
+    return Change(float(np.median(ratios)), float(low), float(high))

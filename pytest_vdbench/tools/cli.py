@@ -15,6 +15,7 @@ from docker import DockerClient
 from pytest_vdbench.manifest import ModelSpec
 from pytest_vdbench.runtime.bases import BASE_LABEL, BASES, ensure_base
 from pytest_vdbench.runtime.cogyaml import cog_yaml_problems
+from pytest_vdbench.tools.ab import add_ab
 
 if TYPE_CHECKING:
     from pytest_vdbench.checks.metrics import MetricRegistry
@@ -545,6 +546,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]]
     _add_changed,
     _add_schema,
     _add_history,
+    add_ab,
 ]
 
 

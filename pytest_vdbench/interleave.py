@@ -1,0 +1,98 @@
+"""Time one case of several started models in alternation, and judge the change between two of them.
+
+Two separate runs on a shared host disagree by the host's own drift: on the 2-core CI machine the
+median of one 10 s window moves to the next by 8-18 % (``bench/bench_compare.py --drift``), more
+than the regressions worth catching, so no verdict on two runs' rounds can both ignore A/A pairs
+and catch a 30 % slowdown there. Timed in alternation, both sides meet the same drift cycle by
+cycle, and ``timing.paired_change`` lets it cancel. This is how ``vdbench ab`` compares a model
+with its baseline (another manifest, or the same one at a git ref).
+
+Cycles alternate in direction (A B, B A, A B, ...; with three sides A B C, C B A): a drift that is
+linear over two cycles touches every side alike, and no side is always the one that follows
+another's call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pytest_vdbench.manifest import Case
+from pytest_vdbench.run import ModelRun
+from pytest_vdbench.timing import Change, TimingPolicy, paired_change, stop_reason
+
+__all__ = ["CAPS", "Interleaved", "time_interleaved", "verdict"]
+
+#: stop reasons that end every side's rounds, whatever the other sides' precision
+CAPS = frozenset({"max_rounds", "max_duration"})
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """One case timed on every side in alternation: ``rounds[i][k]`` is side i's round of cycle k."""
+
+    case: str
+    rounds: list[list[float]]
+    #: why the cycles stopped: each side's stop reason, or the cap one side reached
+    stopped: str
+
+    def change(self, before: int = 0, after: int = 1) -> Change | None:
+        """How side ``after``'s median moved from side ``before``'s, from the paired cycles."""
+        return paired_change(self.rounds[before], self.rounds[after])
+
+
+def _case(run: ModelRun, case_id: str) -> Case:
+    for case in run.spec.manifest.cases:
+        if case.id == case_id:
+            return case
+    known = ", ".join(c.id for c in run.spec.manifest.cases)
+    raise KeyError(f"{run.spec.id} has no case {case_id!r} (cases: {known})")
+
+
+def _stopped(rounds: Sequence[list[float]], policies: Sequence[TimingPolicy]) -> str | None:
+    reasons = [stop_reason(r, p) for r, p in zip(rounds, policies, strict=True)]
+    capped = [r for r in reasons if r in CAPS]
+    if capped:
+        return capped[0]
+    if all(reasons):
+        return "precise" if all(r == "precise" for r in reasons) else ", ".join(sorted({str(r) for r in reasons}))
+    return None
+
+
+def time_interleaved(runs: Sequence[ModelRun], case_id: str, policy: TimingPolicy | None = None) -> Interleaved:
+    """Warm up, then time ``case_id`` on every run in alternating cycles until every side's stopping
+    rule (``policy``, else each run's own) says enough, or one side reaches a cap.
+
+    The runs must be started; each case's earlier rounds are forgotten first, so what follows is
+    a fresh timing of it. An adapter error propagates (the caller names the side).
+    """
+    if len(runs) < 2:
+        raise ValueError("interleaving needs at least two sides")
+    cases = [_case(run, case_id) for run in runs]
+    for run, case in zip(runs, cases, strict=True):
+        run.cases.pop(case.id, None)
+    policies = [policy or run.policy for run in runs]
+    for _ in range(max(run.spec.manifest.warmup_rounds for run in runs)):
+        for run, case in zip(runs, cases, strict=True):
+            run.generate(case, "warmup")
+    cycle = 0
+    while True:
+        order = range(len(runs)) if cycle % 2 == 0 else reversed(range(len(runs)))
+        for i in order:
+            runs[i].generate(cases[i], "timed")
+        cycle += 1
+        rounds = [run.case_result(case).timed() for run, case in zip(runs, cases, strict=True)]
+        stopped = _stopped(rounds, policies)
+        if stopped is not None:
+            return Interleaved(case_id, rounds, stopped)
+
+
+def verdict(change: Change | None, threshold: float) -> str:
+    """``regression``, ``improvement`` or ``unchanged`` (both conditions: the size and the interval)."""
+    if change is None:
+        return "unchanged"
+    if change.exceeds(threshold):
+        return "regression"
+    if change.improves(threshold):
+        return "improvement"
+    return "unchanged"

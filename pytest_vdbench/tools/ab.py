@@ -1,0 +1,186 @@
+"""``vdbench ab``: time a model and its baseline in alternation on this host, and judge the change.
+
+``--vdbench-compare`` judges two separate runs; on a shared host their medians differ by the host's
+own drift. Here both sides are started side by side and every case is timed cycle by cycle on
+both (:mod:`pytest_vdbench.interleave`), so a change that shows is the model's. The baseline is
+another manifest, or the same manifest with its build context as a git ref holds them
+(``--base-ref main``: what a pull request changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_vdbench.manifest import ManifestError, ModelSpec, load_manifest
+
+if TYPE_CHECKING:  # the timing machinery is imported when the command runs: `vdbench --help` stays fast
+    from pytest_vdbench.run import ModelRun
+    from pytest_vdbench.timing import TimingPolicy
+
+__all__ = ["add_ab", "cmd_ab"]
+
+
+class AbError(Exception):
+    """A usage or set-up problem: one line, exit status 2."""
+
+
+def _project(path: Path) -> Path:
+    """The git work tree holding ``path`` (the project), else its folder."""
+    out = subprocess.run(["git", "-C", str(path.parent), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    return Path(out.stdout.strip()) if out.returncode == 0 else path.parent
+
+
+def _spec(path: Path, root: Path, variant: str | None) -> ModelSpec:
+    try:
+        specs = load_manifest(path, root)
+    except (ManifestError, OSError) as exc:
+        raise AbError(f"{path}: {exc}") from None
+    names = [s.variant for s in specs]
+    if variant is None and len(specs) == 1:
+        return specs[0]
+    for spec in specs:
+        if spec.variant == variant:
+            return spec
+    raise AbError(
+        f"{path}: {'--variant is needed' if variant is None else f'no variant {variant!r}'} (variants: {', '.join(names)})"
+    )
+
+
+@contextmanager
+def _at_ref(root: Path, ref: str) -> Iterator[Path]:
+    """The project's tracked files as ``ref`` holds them, in a temporary folder (``git archive``)."""
+    with tempfile.TemporaryDirectory(prefix="vdbench-ab-base-") as tmp:
+        archive = Path(tmp) / "base.tar"
+        with archive.open("wb") as fh:
+            out = subprocess.run(
+                ["git", "-C", str(root), "archive", "--format=tar", ref], stdout=fh, stderr=subprocess.PIPE, text=False
+            )
+        if out.returncode != 0:
+            raise AbError(f"--base-ref {ref}: git archive failed: {out.stderr.decode(errors='replace').strip()}")
+        tree = Path(tmp) / "tree"
+        with tarfile.open(archive) as tar:
+            tar.extractall(tree, filter="data")
+        yield tree
+
+
+def _runtime(name: str, work: Path, sandbox: bool) -> Any:
+    from pytest_vdbench.protocols import PROTOCOLS, ready_probe
+    from pytest_vdbench.runtime import RuntimeContext, RuntimeUnavailable, builtin_runtimes
+
+    context = RuntimeContext(
+        work_dir=work, testrun=uuid.uuid4().hex[:12], sandbox=sandbox, explicit=True, protocols=PROTOCOLS,
+        ready_probe=lambda manifest, endpoint: ready_probe(manifest, endpoint, PROTOCOLS), log=print,
+    )  # fmt: skip
+    try:
+        return builtin_runtimes().create(name, context)
+    except RuntimeUnavailable as exc:
+        raise AbError(f"--runtime {name}: {exc}") from None
+
+
+def _judge(runs: list[ModelRun], cases: list[str], policy: TimingPolicy, threshold: float) -> list[dict[str, Any]]:
+    from pytest_vdbench.interleave import time_interleaved, verdict
+
+    results = []
+    for case in cases:
+        timed = time_interleaved(runs, case, policy)
+        change = timed.change()
+        results.append({
+            "case": case, "verdict": verdict(change, threshold), "cycles": len(timed.rounds[0]), "stopped": timed.stopped,
+            "base_median": _median(timed.rounds[0]), "new_median": _median(timed.rounds[1]),
+            "change": None if change is None else change.ratio - 1,
+            "interval": None if change is None else [change.low - 1, change.high - 1],
+            "describe": "no rounds" if change is None else change.describe(),
+            "base_rounds": timed.rounds[0], "new_rounds": timed.rounds[1],
+        })  # fmt: skip
+    return results
+
+
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    n = len(ordered)
+    return None if not n else (ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2)
+
+
+def _print(results: list[dict[str, Any]], base: str, new: str, threshold: float) -> None:
+    print(f"vdbench ab: {new} against {base}, timed in alternation (threshold {threshold:.0%})")
+    for r in results:
+        ms = f"{1000 * (r['base_median'] or math.nan):.1f} ms -> {1000 * (r['new_median'] or math.nan):.1f} ms"
+        line = f"  {r['case']}: {ms}, {r['describe']}, {r['cycles']} cycles ({r['stopped']}): {r['verdict'].upper()}"
+        print(line)
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    """Time a model and its baseline in alternation on this host; exit 1 when a case regressed."""
+    try:
+        return _ab(args)
+    except AbError as exc:
+        print(f"vdbench ab: {exc}")
+        return 2
+
+
+def _ab(args: argparse.Namespace) -> int:
+    from pytest_vdbench.run import ModelRun
+    from pytest_vdbench.timing import TimingPolicy
+
+    new_path = Path(args.new).resolve()
+    if (args.base is None) == (args.base_ref is None):
+        raise AbError("give the baseline as BASE (a manifest) or as --base-ref REF, not both nor neither")
+    root = _project(new_path)
+    with ExitStack() as stack:
+        if args.base_ref is not None:
+            tree = stack.enter_context(_at_ref(root, args.base_ref))
+            base_path, base_root = tree / new_path.relative_to(root), tree
+            if not base_path.is_file():
+                raise AbError(f"--base-ref {args.base_ref}: {new_path.relative_to(root)} is not in that commit")
+        else:
+            base_path = Path(args.base).resolve()
+            base_root = _project(base_path)
+        base, new = _spec(base_path, base_root, args.variant), _spec(new_path, root, args.variant)
+        cases = args.case or [c.id for c in new.manifest.cases]
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vdbench-ab-")))
+        runtime = _runtime(args.runtime, work, args.sandbox)
+        policy = TimingPolicy(min_duration=args.min_duration, max_duration=args.max_duration, precision=args.precision)
+        runs = [ModelRun(spec, runtime, timing=policy) for spec in (base, new)]
+        for run in runs:
+            stack.callback(run.stop)
+        for run, side in zip(runs, ("base", "new"), strict=True):
+            try:
+                run.ensure_started()
+            except Exception as exc:
+                raise AbError(f"{side} {run.spec.id}: {exc}") from None
+        results = _judge(runs, cases, policy, args.threshold)
+    label = f"{base.id} @ {args.base_ref}" if args.base_ref else str(base_path)
+    if args.format == "json":
+        print(json.dumps({"base": label, "new": str(new_path), "threshold": args.threshold, "cases": results}, indent=2))
+    else:
+        _print(results, label, new.id, args.threshold)
+    return 1 if any(r["verdict"] == "regression" for r in results) else 0
+
+
+def add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ab = sub.add_parser("ab", help=cmd_ab.__doc__, description=__doc__)
+    ab.add_argument("new", metavar="MANIFEST", help="the model to judge")
+    ab.add_argument("base", nargs="?", metavar="BASE", help="the baseline's manifest (or give --base-ref)")
+    ab.add_argument("--base-ref", metavar="REF", help="the baseline: MANIFEST and its context as this git ref holds them")
+    ab.add_argument("--variant", help="the variant to time on both sides (needed when the manifest has several)")
+    ab.add_argument("--case", action="append", metavar="ID", help="time only this case (repeatable). Default: every case")
+    ab.add_argument("--runtime", choices=("docker", "process"), default="docker", help="Default: %(default)s")
+    ab.add_argument("--sandbox", action="store_true", help="the harness sandbox, as --vdbench-sandbox")
+    ab.add_argument(
+        "--threshold", type=float, default=0.10, help="a regression is slower by more than this. Default: %(default)s"
+    )
+    ab.add_argument("--min-duration", type=float, default=1.0, help="timed seconds per side at least. Default: %(default)s")
+    ab.add_argument("--max-duration", type=float, default=30.0, help="timed seconds per side at most. Default: %(default)s")
+    ab.add_argument("--precision", type=float, default=0.05, help="stop once each median is known to this. Default: %(default)s")
+    ab.add_argument("--format", choices=("text", "json"), default="text", help="Default: %(default)s")
+    ab.set_defaults(func=cmd_ab)
