@@ -1,23 +1,29 @@
 """How often the regression verdict cries wolf, and how often it sees a real slowdown (#18).
 
-A/A: the reference model (model_suites/video/refvideo.yaml, case ``fox``) is timed twice, in two
-separately started adapter processes (each started once for the whole bench; every pair times
-fresh rounds in both, one after the other), with the same adaptive rounds a run uses (warmup, then
-rounds until the median's 95 % interval is within --vdbench-precision or a cap), and the two runs'
-rounds go through the verdict of ``--vdbench-compare`` (slower by more than the threshold AND the
-moving-block bootstrap 95 % interval of the median ratio above 1). No regression exists, so every flagged pair is a
-false alarm. A/B: the second run is the same model with an injected slowdown (``bench/slowed.py``:
-RefVideo sleeping ``slowdown`` x its own compute time after each call, 30 % by default); every
-pair should be flagged.
+The reference model (model_suites/video/refvideo.yaml, case ``fox``) is started three times, as
+separate adapter processes, once for the whole bench: A, A again (A'), and B, the same model with
+an injected slowdown (``bench/slowed.py``: RefVideo sleeping ``slowdown`` x its own compute time
+after each call, 30 % by default). Every pair times fresh rounds on all three with the adaptive
+rounds a run uses (warmup, then rounds until the median's 95 % interval is within the precision
+or a cap), then judges A/A (A -> A': no regression exists, so a flag is a false alarm) and A/B
+(A -> B: every pair should be flagged): slower by more than the threshold AND the 95 % interval
+of the change above 1. Two modes, the two ways the suite compares timings:
+
+- ``--mode interleaved`` (default; ``vdbench ab``): the three sides are timed in alternating
+  cycles (A A' B, B A' A, ...) and each pair is judged from its cycles' ratios
+  (``timing.paired_change``): the host's drift, shared cycle by cycle, cancels.
+- ``--mode sequential`` (``--vdbench-compare`` between two separate runs): each side's rounds are
+  timed back to back, one side after the other, and judged by ``timing.median_change``
+  (moving-block bootstrap of each side's median); the host's drift between the sides remains.
 
 Meanwhile a bounded background CPU load runs (a busy loop on one core with a 50 % duty cycle,
 started here and stopped by its PID; it also ends itself after the bench's deadline), so the
 rounds are as noisy as on a shared machine. The process runtime keeps the bench affordable
-(no image build, a start is an interpreter plus torch import), and each run's timed rounds are
+(no image build, a start is an interpreter plus torch import), and each side's timed rounds are
 capped at ``--max-duration`` seconds (10, where a real run allows 30); the figures are therefore
 for the adapter process on this host, not for a container.
 
-Run: ``python bench/bench_compare.py [--pairs 40] [--slowdown 0.3] [--threshold 0.1]``.
+Run: ``python bench/bench_compare.py [--mode interleaved|sequential] [--pairs 40] [--slowdown 0.3] [--threshold 0.1]``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pytest_vdbench.interleave import time_interleaved  # noqa: E402
 from pytest_vdbench.manifest import Case, ModelSpec, load_manifest  # noqa: E402
 from pytest_vdbench.protocols import ready_probe  # noqa: E402
 from pytest_vdbench.run import ModelRun  # noqa: E402
@@ -87,8 +94,22 @@ def timed_rounds(run: ModelRun) -> list[float]:
     return run.case_result(case).timed()
 
 
+def one_pair(runs: list[ModelRun], mode: str) -> tuple[dict[str, list[float]], Change, Change]:
+    """One pair's rounds (A, A again, A slowed) and the A/A and A/B changes, as ``mode`` times and judges them."""
+    if mode == "interleaved":
+        timed = time_interleaved(runs, "fox")
+        a, a2, b = timed.rounds
+        aa, ab = timed.change(0, 1), timed.change(0, 2)
+    else:
+        a, a2, b = (timed_rounds(run) for run in runs)
+        aa, ab = median_change(a, a2), median_change(a, b)
+    assert aa is not None and ab is not None
+    return {"a": a, "a2": a2, "b": b}, aa, ab
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("interleaved", "sequential"), default="interleaved")
     parser.add_argument("--pairs", type=int, default=40)
     parser.add_argument("--slowdown", type=float, default=0.3)
     parser.add_argument("--threshold", type=float, default=0.10)
@@ -114,10 +135,8 @@ def main() -> None:
         if args.drift:
             print_drift(runs[0], args.drift)
         for i in range(args.pairs):
-            a, a2, b = (timed_rounds(run) for run in runs)
-            pairs.append({"a": a, "a2": a2, "b": b})
-            aa, ab = median_change(a, a2), median_change(a, b)
-            assert aa is not None and ab is not None
+            rounds, aa, ab = one_pair(runs, args.mode)
+            pairs.append(rounds)
             changes.append((aa, ab))
             print(f"pair {i + 1:2d}: A/A {aa.describe():42s} A/B {ab.describe()}", flush=True)
     finally:
@@ -126,15 +145,16 @@ def main() -> None:
         for run in runs:
             run.stop()
     if args.dump:
-        args.dump.write_text(json.dumps({"slowdown": args.slowdown, "pairs": pairs}))
+        args.dump.write_text(json.dumps({"mode": args.mode, "slowdown": args.slowdown, "pairs": pairs}))
     n = args.pairs
     false_alarms, detected = flagged(changes, args.threshold)
     rounds_seen = [len(rounds) for pair in pairs for rounds in pair.values()]
     print(
-        f"\nrefvideo[fox], process runtime, background load on one core (50 % duty), threshold {args.threshold:.0%}, "
-        f"max {args.max_duration:g}s of timed rounds per run"
+        f"\n{args.mode}: refvideo[fox], process runtime, background load on one core (50 % duty), "
+        f"threshold {args.threshold:.0%}, "
+        f"max {args.max_duration:g}s of timed rounds per side"
     )
-    print(f"timed rounds per run: {min(rounds_seen)}..{max(rounds_seen)}; bench wall {time.monotonic() - started:.0f}s")
+    print(f"timed rounds per side: {min(rounds_seen)}..{max(rounds_seen)}; bench wall {time.monotonic() - started:.0f}s")
     print(f"A/A false regressions: {false_alarms}/{n} = {false_alarms / n:.3f} (target <= 1/40 = 0.025)")
     print(f"A/B detected ({args.slowdown:.0%} slowdown): {detected}/{n} = {detected / n:.3f} (target >= 0.95)")
     print_sweep(changes)

@@ -7,13 +7,16 @@ and catch a 30 % slowdown there. Timed in alternation, both sides meet the same 
 cycle, and ``timing.paired_change`` lets it cancel. This is how ``vdbench ab`` compares a model
 with its baseline (another manifest, or the same one at a git ref).
 
-Cycles alternate in direction (A B, B A, A B, ...; with three sides A B C, C B A): a drift that is
-linear over two cycles touches every side alike, and no side is always the one that follows
-another's call.
+Each cycle times every side once, in a random order (seeded, so a rerun repeats it) that never
+starts with the side the last cycle ended on: no round follows its own side's call (a repeated
+call is faster: warm caches; a fixed palindrome A B C, C B A gave A and C such repeats and B none,
+and A/A pairs 5-7 % apart), positions and predecessors balance over the cycles, and two sides
+simply alternate, A B A B.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,7 +62,16 @@ def _stopped(rounds: Sequence[list[float]], policies: Sequence[TimingPolicy]) ->
     return None
 
 
-def time_interleaved(runs: Sequence[ModelRun], case_id: str, policy: TimingPolicy | None = None) -> Interleaved:
+def cycle_order(sides: int, last: int | None, rng: random.Random) -> list[int]:
+    """A random order of ``sides`` that does not start with ``last`` (the side called last)."""
+    order = list(range(sides))
+    rng.shuffle(order)
+    if order[0] == last:
+        order.append(order.pop(0))  # still random, and the repeat moves to the end
+    return order
+
+
+def time_interleaved(runs: Sequence[ModelRun], case_id: str, policy: TimingPolicy | None = None, *, seed: int = 0) -> Interleaved:
     """Warm up, then time ``case_id`` on every run in alternating cycles until every side's stopping
     rule (``policy``, else each run's own) says enough, or one side reaches a cap.
 
@@ -75,12 +87,11 @@ def time_interleaved(runs: Sequence[ModelRun], case_id: str, policy: TimingPolic
     for _ in range(max(run.spec.manifest.warmup_rounds for run in runs)):
         for run, case in zip(runs, cases, strict=True):
             run.generate(case, "warmup")
-    cycle = 0
+    rng, last = random.Random(seed), None
     while True:
-        order = range(len(runs)) if cycle % 2 == 0 else reversed(range(len(runs)))
-        for i in order:
+        for i in cycle_order(len(runs), last, rng):
             runs[i].generate(cases[i], "timed")
-        cycle += 1
+            last = i
         rounds = [run.case_result(case).timed() for run, case in zip(runs, cases, strict=True)]
         stopped = _stopped(rounds, policies)
         if stopped is not None:

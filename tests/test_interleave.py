@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from helpers import toy_manifest
-from pytest_vdbench.interleave import time_interleaved, verdict
+from pytest_vdbench.interleave import cycle_order, time_interleaved, verdict
 from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.run import ModelRun
 from pytest_vdbench.timing import TimingPolicy, median_change, paired_change
@@ -65,12 +66,24 @@ class FakeRun:
         return type("R", (), {"timed": lambda _self: list(rounds)})()
 
 
-def test_cycles_alternate_in_direction_and_stop_when_every_side_may() -> None:
+def test_cycle_order_never_repeats_the_last_side_and_balances_positions() -> None:
+    rng, last, firsts, sequence = random.Random(0), None, [0, 0, 0], []
+    for _ in range(600):
+        order = cycle_order(3, last, rng)
+        assert sorted(order) == [0, 1, 2] and order[0] != last
+        firsts[order[0]] += 1
+        sequence += order
+        last = order[-1]
+    assert all(170 < f < 230 for f in firsts), firsts  # each side first in about a third of the cycles
+    assert all(x != y for x, y in itertools.pairwise(sequence))
+
+
+def test_two_sides_alternate_and_stop_when_every_side_may() -> None:
     calls: list[str] = []
     a, b = FakeRun("a", 0.1, calls), FakeRun("b", 0.1, calls)
     timed = time_interleaved([cast(ModelRun, a), cast(ModelRun, b)], "fox")
     assert calls[:2] == ["a:warmup", "b:warmup"]
-    assert calls[2:8] == ["a:timed", "b:timed", "b:timed", "a:timed", "a:timed", "b:timed"]
+    assert calls[2:] == [f"{side}:timed" for side in calls[2][0] + calls[3][0]] * 6  # a b a b ... or b a b a ...
     # six equal rounds are the fewest whose median interval reaches 95 %: then both sides may stop
     assert timed.rounds == [[0.1] * 6, [0.1] * 6] and len(calls) == 2 + 12 and timed.stopped == "precise"
     capped = time_interleaved([cast(ModelRun, FakeRun("a", 0.1, [])), cast(ModelRun, FakeRun("b", 0.1, []))], "fox",
