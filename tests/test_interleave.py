@@ -124,8 +124,16 @@ def test_ab_in_process_flags_a_real_slowdown_and_not_the_same_model(tmp_path: Pa
     assert "toy @ HEAD" in out and "REGRESSION" in out, out
 
 
-def test_ab_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ab_usage_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = project(tmp_path, delay=0.0)
+    monkeypatch.chdir(tmp_path)
+    assert main(["ab", "owl", "--base-ref", "HEAD", "--runtime", "process"]) == 2
+    assert "owl: neither a manifest file nor a model under ./model_suites/" in capsys.readouterr().out
+    write(tmp_path / "model_suites" / "fresh.yaml")  # a model the change adds: no baseline
+    assert main(["ab", "model_suites/fresh.yaml", "--base-ref", "HEAD", "--runtime", "process"]) == 0
+    assert "model_suites/fresh.yaml is not in HEAD: a new model, nothing to compare with" in capsys.readouterr().out
     assert main(["ab", str(manifest), "--runtime", "process"]) == 2
     assert "give the baseline as BASE (a manifest) or as --base-ref REF" in capsys.readouterr().out
     assert main(["ab", str(manifest), "--base-ref", "no-such-ref", "--runtime", "process"]) == 2
@@ -134,3 +142,11 @@ def test_ab_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "no variant 'big' (variants: default)" in capsys.readouterr().out
     (spec,) = load_manifest(manifest, tmp_path)
     assert spec.variant == "default"
+
+
+def test_ab_finds_a_model_by_its_id(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    project(tmp_path, delay=0.01)
+    monkeypatch.chdir(tmp_path)  # as the workflow runs it: vdbench ab NAME --base-ref origin/main
+    assert main(["ab", "toy", "--base-ref", "HEAD", "--runtime", "process", "--max-duration", "2", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert '"base": "toy @ HEAD"' in out and '"verdict": "unchanged"' in out, out

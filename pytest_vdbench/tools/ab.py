@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_vdbench.manifest import ManifestError, ModelSpec, load_manifest
+from pytest_vdbench.manifest import ManifestError, ModelSpec, discover_manifests, load_manifest
 
 if TYPE_CHECKING:  # the timing machinery is imported when the command runs: `vdbench --help` stays fast
     from pytest_vdbench.run import ModelRun
@@ -38,6 +38,25 @@ def _project(path: Path) -> Path:
     """The git work tree holding ``path`` (the project), else its folder."""
     out = subprocess.run(["git", "-C", str(path.parent), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
     return Path(out.stdout.strip()) if out.returncode == 0 else path.parent
+
+
+def _manifest(arg: str) -> tuple[Path, str | None]:
+    """``arg`` as a manifest file, or as a model id (NAME or NAME-VARIANT) under ./model_suites/; with the variant an id names."""
+    path = Path(arg)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path.resolve(), None
+    suites = Path("model_suites")
+    for manifest in discover_manifests([suites]) if suites.is_dir() else []:
+        try:
+            specs = load_manifest(manifest, Path.cwd())
+        except ManifestError:
+            continue
+        for spec in specs:
+            if arg == spec.name:
+                return manifest.resolve(), None
+            if arg == spec.id:
+                return manifest.resolve(), spec.variant
+    raise AbError(f"{arg}: neither a manifest file nor a model under ./model_suites/")
 
 
 def _spec(path: Path, root: Path, variant: str | None) -> ModelSpec:
@@ -132,20 +151,22 @@ def _ab(args: argparse.Namespace) -> int:
     from pytest_vdbench.run import ModelRun
     from pytest_vdbench.timing import TimingPolicy
 
-    new_path = Path(args.new).resolve()
     if (args.base is None) == (args.base_ref is None):
         raise AbError("give the baseline as BASE (a manifest) or as --base-ref REF, not both nor neither")
+    new_path, named = _manifest(args.new)
+    variant = args.variant or named
     root = _project(new_path)
     with ExitStack() as stack:
         if args.base_ref is not None:
             tree = stack.enter_context(_at_ref(root, args.base_ref))
             base_path, base_root = tree / new_path.relative_to(root), tree
-            if not base_path.is_file():
-                raise AbError(f"--base-ref {args.base_ref}: {new_path.relative_to(root)} is not in that commit")
+            if not base_path.is_file():  # a model this change adds: no baseline, nothing to judge
+                print(f"vdbench ab: {new_path.relative_to(root)} is not in {args.base_ref}: a new model, nothing to compare with")
+                return 0
         else:
-            base_path = Path(args.base).resolve()
+            base_path, _ = _manifest(args.base)
             base_root = _project(base_path)
-        base, new = _spec(base_path, base_root, args.variant), _spec(new_path, root, args.variant)
+        base, new = _spec(base_path, base_root, variant), _spec(new_path, root, variant)
         cases = args.case or [c.id for c in new.manifest.cases]
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vdbench-ab-")))
         runtime = _runtime(args.runtime, work, args.sandbox)
@@ -169,8 +190,8 @@ def _ab(args: argparse.Namespace) -> int:
 
 def add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ab = sub.add_parser("ab", help=cmd_ab.__doc__, description=__doc__)
-    ab.add_argument("new", metavar="MANIFEST", help="the model to judge")
-    ab.add_argument("base", nargs="?", metavar="BASE", help="the baseline's manifest (or give --base-ref)")
+    ab.add_argument("new", metavar="MODEL", help="the model to judge: a manifest file, or a model id under ./model_suites/")
+    ab.add_argument("base", nargs="?", metavar="BASE", help="the baseline: a manifest file or model id (or give --base-ref)")
     ab.add_argument("--base-ref", metavar="REF", help="the baseline: MANIFEST and its context as this git ref holds them")
     ab.add_argument("--variant", help="the variant to time on both sides (needed when the manifest has several)")
     ab.add_argument("--case", action="append", metavar="ID", help="time only this case (repeatable). Default: every case")
