@@ -72,4 +72,5 @@ def test_example_workflow_validates_then_runs_only_changed_models() -> None:
     assert conformance["if"] == "needs.validate.outputs.models != ''"
     run = "\n".join(step.get("run", "") for step in conformance["steps"])
     assert "pytest --vdbench ${{ needs.validate.outputs.models }}" in run
+    assert 'vdbench ab "$model" --base-ref "$base"' in run  # then each changed model timed against the base branch
     assert workflow[True]["pull_request"]["paths"] == ["model_suites/**", "containers/**"]  # YAML 1.1 reads `on` as True

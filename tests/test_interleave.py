@@ -16,6 +16,7 @@ from helpers import toy_manifest
 from pytest_vdbench.interleave import cycle_order, time_interleaved, verdict
 from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.run import ModelRun
+from pytest_vdbench.runtime.host import HostInfo
 from pytest_vdbench.timing import TimingPolicy, median_change, paired_change
 from pytest_vdbench.tools.cli import main
 
@@ -117,11 +118,11 @@ def test_ab_in_process_flags_a_real_slowdown_and_not_the_same_model(tmp_path: Pa
     write(same, delay=0.02)
     assert main(["ab", str(same), str(manifest), "--runtime", "process", "--max-duration", "3"]) == 0
     out = capsys.readouterr().out
-    assert "fox:" in out and "UNCHANGED" in out, out
+    assert "toy: timed" in out and "fox:" in out and "UNCHANGED" in out, out
     write(manifest, delay=0.02, slowdown=0.3)  # the working tree against the commit: 30 % slower
     assert main(["ab", str(manifest), "--base-ref", "HEAD", "--runtime", "process", "--max-duration", "3"]) == 1
     out = capsys.readouterr().out
-    assert "toy @ HEAD" in out and "REGRESSION" in out, out
+    assert "against HEAD" in out and "REGRESSION" in out, out
 
 
 def test_ab_usage_errors_are_one_line(
@@ -149,4 +150,23 @@ def test_ab_finds_a_model_by_its_id(tmp_path: Path, capsys: pytest.CaptureFixtur
     monkeypatch.chdir(tmp_path)  # as the workflow runs it: vdbench ab NAME --base-ref origin/main
     assert main(["ab", "toy", "--base-ref", "HEAD", "--runtime", "process", "--max-duration", "2", "--format", "json"]) == 0
     out = capsys.readouterr().out
-    assert '"base": "toy @ HEAD"' in out and '"verdict": "unchanged"' in out, out
+    assert '"base": "HEAD"' in out and '"model": "toy"' in out and '"verdict": "unchanged"' in out, out
+
+
+def test_ab_times_every_variant_skips_what_this_host_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = project(tmp_path, delay=0.01)
+    doc = yaml.safe_load(manifest.read_text())
+    doc["variants"] = {"tiny": {}, "big": {"requires": {"gpu": True}}}
+    manifest.write_text(yaml.safe_dump(doc))
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "v"], check=True)
+    doc["variants"]["wide"] = {}
+    manifest.write_text(yaml.safe_dump(doc))
+    cpu_only = HostInfo(cpus=2, memory_total=8 << 30, gpu_note="no GPU")
+    monkeypatch.setattr("pytest_vdbench.runtime.host.probe_host", lambda: cpu_only)
+    assert main(["ab", str(manifest), "--base-ref", "HEAD", "--runtime", "process", "--max-duration", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "toy-tiny: timed" in out and "UNCHANGED" in out, out
+    assert "toy-big: skipped: needs 1 GPU(s); this host has none (no GPU)" in out, out
+    assert "toy-wide: a new variant: not in HEAD" in out, out

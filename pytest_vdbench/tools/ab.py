@@ -59,20 +59,21 @@ def _manifest(arg: str) -> tuple[Path, str | None]:
     raise AbError(f"{arg}: neither a manifest file nor a model under ./model_suites/")
 
 
-def _spec(path: Path, root: Path, variant: str | None) -> ModelSpec:
-    try:
-        specs = load_manifest(path, root)
-    except (ManifestError, OSError) as exc:
-        raise AbError(f"{path}: {exc}") from None
-    names = [s.variant for s in specs]
-    if variant is None and len(specs) == 1:
-        return specs[0]
-    for spec in specs:
-        if spec.variant == variant:
-            return spec
-    raise AbError(
-        f"{path}: {'--variant is needed' if variant is None else f'no variant {variant!r}'} (variants: {', '.join(names)})"
-    )
+def _pairs(base: Path, base_root: Path, new: Path, root: Path, variant: str | None) -> list[tuple[ModelSpec | None, ModelSpec]]:
+    """(baseline, model) per variant to time: ``variant``, else every variant of the model (None: the baseline lacks it)."""
+    sides = []
+    for path, folder in ((base, base_root), (new, root)):
+        try:
+            sides.append({s.variant: s for s in load_manifest(path, folder)})
+        except (ManifestError, OSError) as exc:
+            raise AbError(f"{path}: {exc}") from None
+    old, current = sides
+    if variant is None:
+        return [(old.get(name), spec) for name, spec in current.items()]
+    for side, path in ((old, base), (current, new)):
+        if variant not in side:
+            raise AbError(f"{path}: no variant {variant!r} (variants: {', '.join(side)})")
+    return [(old[variant], current[variant])]
 
 
 @contextmanager
@@ -124,18 +125,46 @@ def _judge(runs: list[ModelRun], cases: list[str], policy: TimingPolicy, thresho
     return results
 
 
+def _time_pair(base: ModelSpec, new: ModelSpec, runtime: Any, policy: TimingPolicy, args: argparse.Namespace) -> dict[str, Any]:
+    """Start the baseline and the model side by side, time their cases in alternation, stop both."""
+    from pytest_vdbench.run import ModelRun, ModelUnavailable
+    from pytest_vdbench.runtime.host import probe_host, unmet_requirements
+
+    unmet = unmet_requirements(new, probe_host(), runtime=runtime.name)
+    if unmet is not None:  # a GPU variant on a CPU host, weights not in the cache: skipped, as pytest --vdbench would
+        return {"model": new.id, "status": f"skipped: {unmet}", "cases": []}
+    runs = [ModelRun(spec, runtime, timing=policy) for spec in (base, new)]
+    try:
+        for run, side in zip(runs, ("baseline", "model"), strict=True):
+            try:
+                run.ensure_started()
+            except ModelUnavailable as exc:  # not on this host (a GPU variant, say): skipped, as pytest would
+                return {"model": new.id, "status": f"skipped: {exc}", "cases": []}
+            except Exception as exc:
+                raise AbError(f"{side} {run.spec.id}: {exc}") from None
+        cases = args.case or [c.id for c in new.manifest.cases]
+        try:
+            return {"model": new.id, "status": "timed", "cases": _judge(runs, cases, policy, args.threshold)}
+        except (KeyError, OSError, RuntimeError) as exc:
+            raise AbError(f"{new.id}: {exc}") from None
+    finally:
+        for run in runs:
+            run.stop()
+
+
 def _median(values: list[float]) -> float | None:
     ordered = sorted(values)
     n = len(ordered)
     return None if not n else (ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2)
 
 
-def _print(results: list[dict[str, Any]], base: str, new: str, threshold: float) -> None:
-    print(f"vdbench ab: {new} against {base}, timed in alternation (threshold {threshold:.0%})")
-    for r in results:
-        ms = f"{1000 * (r['base_median'] or math.nan):.1f} ms -> {1000 * (r['new_median'] or math.nan):.1f} ms"
-        line = f"  {r['case']}: {ms}, {r['describe']}, {r['cycles']} cycles ({r['stopped']}): {r['verdict'].upper()}"
-        print(line)
+def _print(models: list[dict[str, Any]], base: str, threshold: float) -> None:
+    print(f"vdbench ab: against {base}, timed in alternation (threshold {threshold:.0%})")
+    for model in models:
+        print(f"  {model['model']}: {model['status']}")
+        for r in model["cases"]:
+            ms = f"{1000 * (r['base_median'] or math.nan):.1f} ms -> {1000 * (r['new_median'] or math.nan):.1f} ms"
+            print(f"    {r['case']}: {ms}, {r['describe']}, {r['cycles']} cycles ({r['stopped']}): {r['verdict'].upper()}")
 
 
 def cmd_ab(args: argparse.Namespace) -> int:
@@ -148,44 +177,37 @@ def cmd_ab(args: argparse.Namespace) -> int:
 
 
 def _ab(args: argparse.Namespace) -> int:
-    from pytest_vdbench.run import ModelRun
     from pytest_vdbench.timing import TimingPolicy
 
     if (args.base is None) == (args.base_ref is None):
         raise AbError("give the baseline as BASE (a manifest) or as --base-ref REF, not both nor neither")
     new_path, named = _manifest(args.new)
-    variant = args.variant or named
     root = _project(new_path)
+    policy = TimingPolicy(min_duration=args.min_duration, max_duration=args.max_duration, precision=args.precision)
     with ExitStack() as stack:
         if args.base_ref is not None:
             tree = stack.enter_context(_at_ref(root, args.base_ref))
-            base_path, base_root = tree / new_path.relative_to(root), tree
+            base_path, base_root, label = tree / new_path.relative_to(root), tree, args.base_ref
             if not base_path.is_file():  # a model this change adds: no baseline, nothing to judge
                 print(f"vdbench ab: {new_path.relative_to(root)} is not in {args.base_ref}: a new model, nothing to compare with")
                 return 0
         else:
             base_path, _ = _manifest(args.base)
-            base_root = _project(base_path)
-        base, new = _spec(base_path, base_root, variant), _spec(new_path, root, variant)
-        cases = args.case or [c.id for c in new.manifest.cases]
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vdbench-ab-")))
-        runtime = _runtime(args.runtime, work, args.sandbox)
-        policy = TimingPolicy(min_duration=args.min_duration, max_duration=args.max_duration, precision=args.precision)
-        runs = [ModelRun(spec, runtime, timing=policy) for spec in (base, new)]
-        for run in runs:
-            stack.callback(run.stop)
-        for run, side in zip(runs, ("base", "new"), strict=True):
-            try:
-                run.ensure_started()
-            except Exception as exc:
-                raise AbError(f"{side} {run.spec.id}: {exc}") from None
-        results = _judge(runs, cases, policy, args.threshold)
-    label = f"{base.id} @ {args.base_ref}" if args.base_ref else str(base_path)
+            base_root, label = _project(base_path), str(base_path)
+        pairs = _pairs(base_path, base_root, new_path, root, args.variant or named)
+        runtime = _runtime(
+            args.runtime, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vdbench-ab-"))), args.sandbox
+        )
+        models: list[dict[str, Any]] = [
+            _time_pair(old, spec, runtime, policy, args) if old is not None
+            else {"model": spec.id, "status": f"a new variant: not in {label}", "cases": []}
+            for old, spec in pairs
+        ]  # fmt: skip
     if args.format == "json":
-        print(json.dumps({"base": label, "new": str(new_path), "threshold": args.threshold, "cases": results}, indent=2))
+        print(json.dumps({"base": label, "new": str(new_path), "threshold": args.threshold, "models": models}, indent=2))
     else:
-        _print(results, label, new.id, args.threshold)
-    return 1 if any(r["verdict"] == "regression" for r in results) else 0
+        _print(models, label, args.threshold)
+    return 1 if any(r["verdict"] == "regression" for m in models for r in m["cases"]) else 0
 
 
 def add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -193,7 +215,7 @@ def add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ab.add_argument("new", metavar="MODEL", help="the model to judge: a manifest file, or a model id under ./model_suites/")
     ab.add_argument("base", nargs="?", metavar="BASE", help="the baseline: a manifest file or model id (or give --base-ref)")
     ab.add_argument("--base-ref", metavar="REF", help="the baseline: MANIFEST and its context as this git ref holds them")
-    ab.add_argument("--variant", help="the variant to time on both sides (needed when the manifest has several)")
+    ab.add_argument("--variant", help="time only this variant on both sides. Default: every variant (one pair at a time)")
     ab.add_argument("--case", action="append", metavar="ID", help="time only this case (repeatable). Default: every case")
     ab.add_argument("--runtime", choices=("docker", "process"), default="docker", help="Default: %(default)s")
     ab.add_argument("--sandbox", action="store_true", help="the harness sandbox, as --vdbench-sandbox")
