@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 import yaml
 
-from helpers import toy_manifest
+from helpers import containers, docker_or_skip, toy_manifest
 from pytest_vdbench.interleave import cycle_order, time_interleaved, verdict
 from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.run import ModelRun
@@ -170,3 +170,14 @@ def test_ab_times_every_variant_skips_what_this_host_cannot_run(
     assert "toy-tiny: timed" in out and "UNCHANGED" in out, out
     assert "toy-big: skipped: needs 1 GPU(s); this host has none (no GPU)" in out, out
     assert "toy-wide: a new variant: not in HEAD" in out, out
+
+
+@pytest.mark.docker
+def test_ab_in_containers_flags_the_slowed_image_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docker_or_skip()
+    manifest = project(tmp_path, delay=0.02)
+    write(manifest, delay=0.02, slowdown=0.3)
+    assert main(["ab", str(manifest), "--base-ref", "HEAD", "--max-duration", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "toy: timed" in out and "REGRESSION" in out, out
+    assert containers("toy") == []
