@@ -36,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import toy_manifest  # noqa: E402
+from helpers import default_sigint, toy_manifest  # noqa: E402
 
 TARGET = 5.0
 DONE, INTERRUPTED = "intbench-a", "intbench-b"  # sorted: the first finishes before the signal
@@ -119,8 +119,9 @@ def vdbench_run(client: object, suite: Path, hypothesis: bool) -> Timing:
         cwd = Path(tmp)
         args = ["--vdbench", "--vdbench-suite", str(suite), "--vdbench-runtime", "docker", "--vdbench-report=r"]
         proc = subprocess.Popen(
-            pytest_command(*args, hypothesis=hypothesis), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+            pytest_command(*args, hypothesis=hypothesis), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=default_sigint,
+        )  # fmt: skip
         try:
             wait_generating(client, proc)
             timing = interrupt(
@@ -164,6 +165,7 @@ def plain_run(hypothesis: bool) -> Timing:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=default_sigint,
         )
         deadline = time.monotonic() + 120
         while not (cwd / "started").exists():

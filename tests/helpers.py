@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +29,15 @@ class RunVdbench(Protocol):
     """The ``run_vdbench`` fixture: ``run_vdbench(*args, suite=PATH, runtime="process")`` -> the inner run's result."""
 
     def __call__(self, *args: str | Path, suite: Path | None = None, runtime: str | None = "process") -> pytest.RunResult: ...
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test interrupts with SIGINT: Ctrl-C's default, whatever this process inherited.
+
+    A shell without job control starts ``cmd &`` with SIGINT ignored; the child inherits that, and
+    Python then installs no KeyboardInterrupt handler, so the signal the test sends does nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def docker_or_skip() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import yaml
 from helpers import toy_manifest
 from pytest_vdbench.manifest import ModelSpec, load_manifest
 from pytest_vdbench.protocols import NATIVE, ready_probe
-from pytest_vdbench.runtime.docker import DockerInstance, remove_socket_dir
+from pytest_vdbench.runtime.docker import DockerInstance, LogCounter, remove_socket_dir
 
 pytest.importorskip("testcontainers")
 
@@ -85,3 +87,26 @@ def test_default_is_loopback_tcp(tmp_path: Path) -> None:
     instance = DockerInstance(spec(tmp_path), "img", "run1", **NATIVE_KW)
     assert "network_mode" not in run_kwargs(instance) and instance.socket_dir is None
     assert list(instance.container.ports.values()) == [("127.0.0.1", None)]
+
+
+def test_the_log_count_waits_for_a_lagging_stream_to_catch_up() -> None:
+    # the engine's log stream delivering a chatty model's last call late: 40 chunks of 50 kB, 10 ms apart
+    counter = LogCounter(quiet=0.5, bound=30.0)
+    counter.add(50_000)
+
+    def deliver() -> None:
+        for _ in range(39):
+            time.sleep(0.01)
+            counter.add(50_000)
+
+    late = threading.Thread(target=deliver)
+    late.start()
+    assert counter.settled() == 2_000_000  # a count read at once (the old way) said 50 kB: a chatty model passed
+    late.join()
+    quiet = LogCounter(quiet=0.2, bound=5.0)
+    started = time.monotonic()
+    assert quiet.settled() == 0 and time.monotonic() - started < 0.1  # nothing streaming: no wait
+    endless = LogCounter(quiet=10.0, bound=0.3)
+    endless.add(1)
+    started = time.monotonic()
+    assert endless.settled() == 1 and time.monotonic() - started < 2.0  # a model that never stops: bounded

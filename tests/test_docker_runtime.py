@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import containers, docker_or_skip, toy_manifest
+from helpers import containers, default_sigint, docker_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -192,6 +192,7 @@ def test_interrupted_run_leaves_no_container(pytester: pytest.Pytester, write_su
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         generating = _wait_for_log("inttoy", "toy: generating", proc, timeout=300)  # an event, not a guess

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REGISTRY, ROOT, slurm_jobs, slurm_or_skip, toy_manifest
+from helpers import REGISTRY, ROOT, default_sigint, slurm_jobs, slurm_or_skip, toy_manifest
 
 pytestmark = [pytest.mark.slurm, pytest.mark.docker, pytest.mark.slow]
 
@@ -220,6 +220,7 @@ def test_sigint_to_pytest_leaves_no_job_and_no_container(pytester: pytest.Pytest
         env=env,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 300

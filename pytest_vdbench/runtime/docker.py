@@ -222,6 +222,32 @@ class AdapterReadyWait(WaitStrategy):
             lock_socket_dir(inst.socket_dir)
 
 
+class LogCounter:
+    """Bytes of a container's output, counted as the engine's log stream delivers them.
+
+    The stream lags behind the container on a busy host (the engine decodes every line; the
+    reading thread waits for the GIL): a count read at once can miss most of what a chatty model
+    printed a moment ago, and a 2 MiB-per-call model then passed a 1 MiB budget (seen under load).
+    ``settled()`` first lets the stream catch up: it waits while chunks still arrive, until none
+    has come for ``quiet`` seconds, at most ``bound`` seconds (a model that never stops printing).
+    """
+
+    def __init__(self, quiet: float = 0.5, bound: float = 5.0) -> None:
+        self.quiet, self.bound = quiet, bound
+        self.bytes = 0
+        self._last = 0.0  # time.monotonic() of the last chunk
+
+    def add(self, size: int) -> None:
+        self.bytes += size
+        self._last = time.monotonic()
+
+    def settled(self) -> int:
+        end = time.monotonic() + self.bound
+        while time.monotonic() - self._last < self.quiet and time.monotonic() < end:
+            time.sleep(0.05)
+        return self.bytes
+
+
 class DockerInstance:
     """One model container: started, sampled for memory/CPU, inspected and removed on stop."""
 
@@ -254,7 +280,7 @@ class DockerInstance:
         self.reservation: Reservation | None = None
         self.on_stop: Callable[[], None] | None = None
         self._stop_sampling = threading.Event()
-        self._log_bytes = 0
+        self._logs = LogCounter()
         self._log_stream: Any = None
         self.port = protocol.port(spec.manifest)
         try:
@@ -329,7 +355,7 @@ class DockerInstance:
         try:
             self._log_stream = self._wrapped().logs(stream=True, follow=True)
             for chunk in self._log_stream:
-                self._log_bytes += len(chunk)
+                self._logs.add(len(chunk))
         except Exception:
             pass  # the container went away: the count so far stands
         finally:
@@ -432,7 +458,7 @@ class DockerInstance:
             gpu_memory_bytes=gpu_memory,
             gpu_utilization=gpu_util,
             source="cgroup files" if self._cgroup is not None else "docker stats API",
-            log_bytes=self._log_bytes,
+            log_bytes=self._logs.settled(),
         )
 
     def _host_pids(self) -> set[int]:
