@@ -18,6 +18,7 @@ from pytest_vdbench.manifest import load_manifest
 from pytest_vdbench.run import ModelRun
 from pytest_vdbench.runtime.host import HostInfo
 from pytest_vdbench.timing import TimingPolicy, median_change, paired_change
+from pytest_vdbench.tools.ab import AbError, _both_fit
 from pytest_vdbench.tools.cli import main
 
 
@@ -181,3 +182,15 @@ def test_ab_in_containers_flags_the_slowed_image_and_leaves_nothing(tmp_path: Pa
     out = capsys.readouterr().out
     assert "toy: timed" in out and "REGRESSION" in out, out
     assert containers("toy") == []
+
+
+def test_ab_refuses_sides_that_cannot_run_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = project(tmp_path)
+    doc = yaml.safe_load(manifest.read_text())
+    doc["resources"] = {"cpus": 2, "memory": "512m"}  # a 3-CPU host fits one side, not both
+    manifest.write_text(yaml.safe_dump(doc))
+    (spec,) = load_manifest(manifest, tmp_path)
+    host = HostInfo(cpus=3, memory_total=8 << 30)
+    with pytest.raises(AbError, match=r"toy: both sides run at once and do not fit: 2 \+ 2 CPUs > this host's 3"):
+        _both_fit(spec, spec, host)
+    _both_fit(spec, spec, HostInfo(cpus=4, memory_total=8 << 30))  # fits: no error

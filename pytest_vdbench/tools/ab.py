@@ -125,14 +125,34 @@ def _judge(runs: list[ModelRun], cases: list[str], policy: TimingPolicy, thresho
     return results
 
 
+def _both_fit(base: ModelSpec, new: ModelSpec, host: Any) -> None:
+    """Both sides run at once: refuse at once, naming the figures, what would otherwise wait on the ledger."""
+    from pytest_vdbench.runtime.host import format_bytes
+
+    a, b = base.manifest.resources, new.manifest.resources
+    problems = []
+    if a.cpus + b.cpus > host.cpus:
+        problems.append(f"{a.cpus:g} + {b.cpus:g} CPUs > this host's {host.cpus}")
+    if host.memory_total and a.memory + b.memory > host.memory_total:
+        total = format_bytes(host.memory_total)
+        problems.append(f"{format_bytes(a.memory)} + {format_bytes(b.memory)} memory > this host's {total}")
+    if (a.gpus or b.gpus) and a.gpus + b.gpus > len(host.gpus):
+        problems.append(f"{a.gpus} + {b.gpus} GPUs > this host's {len(host.gpus)}")
+    if problems:
+        raise AbError(f"{new.id}: both sides run at once and do not fit: {'; '.join(problems)} (resources: in the manifest)")
+
+
 def _time_pair(base: ModelSpec, new: ModelSpec, runtime: Any, policy: TimingPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """Start the baseline and the model side by side, time their cases in alternation, stop both."""
     from pytest_vdbench.run import ModelRun, ModelUnavailable
     from pytest_vdbench.runtime.host import probe_host, unmet_requirements
 
-    unmet = unmet_requirements(new, probe_host(), runtime=runtime.name)
+    host = probe_host()
+    unmet = unmet_requirements(new, host, runtime=runtime.name)
     if unmet is not None:  # a GPU variant on a CPU host, weights not in the cache: skipped, as pytest --vdbench would
         return {"model": new.id, "status": f"skipped: {unmet}", "cases": []}
+    if runtime.name == "docker":
+        _both_fit(base, new, host)
     runs = [ModelRun(spec, runtime, timing=policy) for spec in (base, new)]
     try:
         for run, side in zip(runs, ("baseline", "model"), strict=True):
