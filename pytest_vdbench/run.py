@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -109,6 +110,9 @@ class ModelRun:
         self.scorers: list[Any] = []
         #: case id -> {"digest", "run"}: the stored output a case with expect.golden: strict must match
         self.golden: dict[str, dict[str, Any]] = {}
+        #: every call made to the adapter (rounds, audits, scorers' extra prompts, fits, load): the log budget's divisor
+        self.calls = 0
+        self._calls_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_built(self) -> BuildInfo:
@@ -197,9 +201,15 @@ class ModelRun:
             self._tabular[case.id] = load_case_data(self.spec, case)
         return self._tabular[case.id]
 
+    def count_call(self) -> None:
+        """One more call to the adapter (thread-safe: test_throughput's clients call at once)."""
+        with self._calls_lock:
+            self.calls += 1
+
     def fit(self, case: Case) -> float:
         """Train a tabular model on the case's training split; returns the adapter's fit seconds."""
         data = self.tabular_data(case)
+        self.count_call()
         client = self.client
         self.fitted_case = None
         try:
@@ -227,6 +237,7 @@ class ModelRun:
             self.mark(f"{case.id}:fit")
             self.fit(case)
         own = seed is True
+        self.count_call()
         try:
             gen = client.generate(
                 case.prompt,
@@ -260,6 +271,7 @@ class ModelRun:
 
     def generate_extra(self, case: Case, prompt: str) -> Generation:
         """A generation for a scorer (another prompt, same seed and params), outside the timed rounds."""
+        self.count_call()
         gen = self.client.generate(
             prompt, seed=case.seed, params=case.params, max_bytes=self.spec.manifest.case_expect(case).output_limit()
         )

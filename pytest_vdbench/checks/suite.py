@@ -397,7 +397,7 @@ def test_quality(vdbench_run: ModelRun, vdbench_case: Case, request: pytest.Fixt
 
 def _log_problems(run: ModelRun, usage: ResourceUsage | None, limit: int | None) -> list[str]:
     """The model's output volume per call (startup included) against expect.budgets.log_bytes."""
-    calls = sum(len(r.latencies) + (r.fit_seconds is not None) for r in run.cases.values())
+    calls = run.calls  # every call: rounds, audits, scorers' prompts, fits (the rounds alone overstated the figure)
     if limit is None or usage is None or usage.log_bytes is None or not calls:
         return []
     per_call = usage.log_bytes / calls
@@ -488,6 +488,7 @@ def test_throughput(vdbench_run: ModelRun, vdbench_case: Case) -> None:
     client, limit = run.client, run.spec.manifest.case_expect(vdbench_case).output_limit()
 
     def call() -> Any:
+        run.count_call()
         return client.generate(vdbench_case.prompt, seed=vdbench_case.seed, params=vdbench_case.params, max_bytes=limit)
 
     levels = []
