@@ -9,8 +9,9 @@ or a cap), then judges A/A (A -> A': no regression exists, so a flag is a false 
 (A -> B: every pair should be flagged): slower by more than the threshold AND the 95 % interval
 of the change above 1. Two modes, the two ways the suite compares timings:
 
-- ``--mode interleaved`` (default; ``vdbench ab``): the three sides are timed in alternating
-  cycles (A A' B, B A' A, ...) and each pair is judged from its cycles' ratios
+- ``--mode interleaved`` (default; ``vdbench ab``): the three sides are timed in cycles of one
+  round each (``interleave.cycle_order``: a seeded random order that never repeats the side
+  called last) and each pair is judged from its cycles' ratios
   (``timing.paired_change``): the host's drift, shared cycle by cycle, cancels.
 - ``--mode sequential`` (``--vdbench-compare`` between two separate runs): each side's rounds are
   timed back to back, one side after the other, and judged by ``timing.median_change``

@@ -211,11 +211,6 @@ def _block_medians(rounds: np.ndarray[Any, Any], rng: np.random.Generator, resam
     return medians
 
 
-def _change(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], ratios: np.ndarray[Any, Any]) -> Change:
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return Change(float(np.median(b) / np.median(a)), float(low), float(high))
-
-
 def median_change(before: Sequence[float], after: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> Change | None:
     """The ratio of medians ``after / before`` and its 95 % moving-block bootstrap interval.
 
@@ -227,7 +222,8 @@ def median_change(before: Sequence[float], after: Sequence[float], *, resamples:
         return None
     rng = np.random.default_rng(seed)
     ratios = _block_medians(b, rng, resamples) / np.maximum(_block_medians(a, rng, resamples), np.finfo(np.float64).tiny)
-    return _change(a, b, ratios)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return Change(float(np.median(b) / np.median(a)), float(low), float(high))
 
 
 def paired_change(before: Sequence[float], after: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> Change | None:

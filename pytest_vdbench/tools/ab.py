@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import subprocess
 import tarfile
 import tempfile
@@ -116,7 +117,7 @@ def _judge(runs: list[ModelRun], cases: list[str], policy: TimingPolicy, thresho
         change = timed.change()
         results.append({
             "case": case, "verdict": verdict(change, threshold), "cycles": len(timed.rounds[0]), "stopped": timed.stopped,
-            "base_median": _median(timed.rounds[0]), "new_median": _median(timed.rounds[1]),
+            "base_median": statistics.median(timed.rounds[0]), "new_median": statistics.median(timed.rounds[1]),
             "change": None if change is None else change.ratio - 1,
             "interval": None if change is None else [change.low - 1, change.high - 1],
             "describe": "no rounds" if change is None else change.describe(),
@@ -170,12 +171,6 @@ def _time_pair(base: ModelSpec, new: ModelSpec, runtime: Any, policy: TimingPoli
     finally:
         for run in runs:
             run.stop()
-
-
-def _median(values: list[float]) -> float | None:
-    ordered = sorted(values)
-    n = len(ordered)
-    return None if not n else (ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2)
 
 
 def _print(models: list[dict[str, Any]], base: str, threshold: float) -> None:
