@@ -194,6 +194,9 @@ def docker_unavailable() -> str | None:
         client.ping()
         client.close()
     except Exception as exc:
+        from pytest_vdbench.runtime.images import collect_leaked_sockets
+
+        collect_leaked_sockets()
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         return f"no Docker engine answers at {host} ({type(exc).__name__}); start one (scripts/start-docker.sh)"
     return None

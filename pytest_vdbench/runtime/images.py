@@ -60,6 +60,14 @@ class DockerUnavailable(Exception):
     """No Docker engine answers; the message carries docker-py's reason and the fix."""
 
 
+def collect_leaked_sockets() -> None:
+    """docker-py leaks the socket of a failed API version negotiation: collect it now, quietly,
+    rather than as a ResourceWarning at some later, unrelated point (an error under -W error)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
 def connect_docker() -> DockerClient:
     """A docker-py client from the environment (DOCKER_HOST...) that answered a ping."""
     try:
@@ -68,11 +76,7 @@ def connect_docker() -> DockerClient:
         return client
     except docker.errors.DockerException as exc:
         reason = str(exc)
-    # docker-py leaks the socket of a failed API version negotiation: collect it here, quietly,
-    # rather than as a ResourceWarning at some later, unrelated point (an error under -W error).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
+    collect_leaked_sockets()
     raise DockerUnavailable(f"no Docker engine answers ({reason}); run scripts/start-docker.sh or set DOCKER_HOST")
 
 
