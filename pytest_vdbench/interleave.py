@@ -20,6 +20,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_vdbench.endpoint import AdapterError
 from pytest_vdbench.manifest import Case
 from pytest_vdbench.run import ModelRun
 from pytest_vdbench.timing import Change, TimingPolicy, paired_change, stop_reason
@@ -71,12 +72,27 @@ def cycle_order(sides: int, last: int | None, rng: random.Random) -> list[int]:
     return order
 
 
+class SideFailed(Exception):
+    """One side's adapter failed while the case was timed: ``side`` is its index in the runs."""
+
+    def __init__(self, side: int, error: AdapterError) -> None:
+        super().__init__(str(error))
+        self.side, self.error = side, error
+
+
+def _generate(runs: Sequence[ModelRun], cases: Sequence[Case], i: int, phase: str) -> None:
+    try:
+        runs[i].generate(cases[i], phase)
+    except AdapterError as exc:
+        raise SideFailed(i, exc) from exc
+
+
 def time_interleaved(runs: Sequence[ModelRun], case_id: str, policy: TimingPolicy | None = None, *, seed: int = 0) -> Interleaved:
     """Warm up, then time ``case_id`` on every run in alternating cycles until every side's stopping
     rule (``policy``, else each run's own) says enough, or one side reaches a cap.
 
     The runs must be started; each case's earlier rounds are forgotten first, so what follows is
-    a fresh timing of it. An adapter error propagates (the caller names the side).
+    a fresh timing of it. An adapter error ends it as ``SideFailed`` naming the side's index.
     """
     if len(runs) < 2:
         raise ValueError("interleaving needs at least two sides")
@@ -85,12 +101,12 @@ def time_interleaved(runs: Sequence[ModelRun], case_id: str, policy: TimingPolic
         run.cases.pop(case.id, None)
     policies = [policy or run.policy for run in runs]
     for _ in range(max(run.spec.manifest.warmup_rounds for run in runs)):
-        for run, case in zip(runs, cases, strict=True):
-            run.generate(case, "warmup")
+        for i in range(len(runs)):
+            _generate(runs, cases, i, "warmup")
     rng, last = random.Random(seed), None
     while True:
         for i in cycle_order(len(runs), last, rng):
-            runs[i].generate(cases[i], "timed")
+            _generate(runs, cases, i, "timed")
             last = i
         rounds = [run.case_result(case).timed() for run, case in zip(runs, cases, strict=True)]
         stopped = _stopped(rounds, policies)

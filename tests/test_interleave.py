@@ -194,3 +194,11 @@ def test_ab_refuses_sides_that_cannot_run_at_once(tmp_path: Path, capsys: pytest
     with pytest.raises(AbError, match=r"toy: both sides run at once and do not fit: 2 \+ 2 CPUs > this host's 3"):
         _both_fit(spec, spec, host)
     _both_fit(spec, spec, HostInfo(cpus=4, memory_total=8 << 30))  # fits: no error
+
+
+def test_ab_reports_an_adapter_failing_while_timed_as_a_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = project(tmp_path, delay=0.01)
+    write(manifest, delay=0.01, fault="flaky")  # the change breaks every second call: a verdict, not a traceback
+    assert main(["ab", str(manifest), "--base-ref", "HEAD", "--runtime", "process", "--max-duration", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "toy: failed: the model toy:" in out and "Traceback" not in out.split("adapter traceback")[0], out

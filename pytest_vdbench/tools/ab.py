@@ -109,6 +109,7 @@ def _runtime(name: str, work: Path, sandbox: bool) -> Any:
 
 
 def _judge(runs: list[ModelRun], cases: list[str], policy: TimingPolicy, threshold: float) -> list[dict[str, Any]]:
+    """Each case timed in alternation; an adapter failing mid-way ends it as ``SideFailed``."""
     from pytest_vdbench.interleave import time_interleaved, verdict
 
     results = []
@@ -145,6 +146,7 @@ def _both_fit(base: ModelSpec, new: ModelSpec, host: Any) -> None:
 
 def _time_pair(base: ModelSpec, new: ModelSpec, runtime: Any, policy: TimingPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """Start the baseline and the model side by side, time their cases in alternation, stop both."""
+    from pytest_vdbench.interleave import SideFailed
     from pytest_vdbench.run import ModelRun, ModelUnavailable
     from pytest_vdbench.runtime.host import probe_host, unmet_requirements
 
@@ -166,6 +168,10 @@ def _time_pair(base: ModelSpec, new: ModelSpec, runtime: Any, policy: TimingPoli
         cases = args.case or [c.id for c in new.manifest.cases]
         try:
             return {"model": new.id, "status": "timed", "cases": _judge(runs, cases, policy, args.threshold)}
+        except SideFailed as exc:  # a verdict of its own: the model (or its baseline) broke while timed
+            side, first = ("baseline", "model")[exc.side], str(exc).splitlines()[0]
+            status = f"failed: the {side} {runs[exc.side].spec.id}: {first}"
+            return {"model": new.id, "status": status, "cases": [], "failed": True, "error": str(exc)}
         except (KeyError, OSError, RuntimeError) as exc:
             raise AbError(f"{new.id}: {exc}") from None
     finally:
@@ -222,7 +228,8 @@ def _ab(args: argparse.Namespace) -> int:
         print(json.dumps({"base": label, "new": str(new_path), "threshold": args.threshold, "models": models}, indent=2))
     else:
         _print(models, label, args.threshold)
-    return 1 if any(r["verdict"] == "regression" for m in models for r in m["cases"]) else 0
+    failed = any(m.get("failed") for m in models)
+    return 1 if failed or any(r["verdict"] == "regression" for m in models for r in m["cases"]) else 0
 
 
 def add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
