@@ -89,15 +89,23 @@ def test_default_is_loopback_tcp(tmp_path: Path) -> None:
     assert list(instance.container.ports.values()) == [("127.0.0.1", None)]
 
 
+def line(size: int, when: float | None = None) -> bytes:
+    """One chunk of the engine's log stream read with timestamps: ``<RFC 3339 nanoseconds>Z <output>``."""
+    when = time.time() if when is None else when
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f"{when % 1:.9f}"[1:] + "Z "
+    return stamp.encode() + b"x" * (size - 1) + b"\n"
+
+
 def test_the_log_count_waits_for_a_lagging_stream_to_catch_up() -> None:
     # the engine's log stream delivering a chatty model's last call late: 40 chunks of 50 kB, 10 ms apart
     counter = LogCounter(quiet=0.5, bound=30.0)
-    counter.add(50_000)
+    printed = time.time() - 1  # the model printed them a second ago; the stream is behind
+    counter.add(line(50_000, printed))
 
     def deliver() -> None:
         for _ in range(39):
             time.sleep(0.01)
-            counter.add(50_000)
+            counter.add(line(50_000, printed))
 
     late = threading.Thread(target=deliver)
     late.start()
@@ -107,6 +115,27 @@ def test_the_log_count_waits_for_a_lagging_stream_to_catch_up() -> None:
     started = time.monotonic()
     assert quiet.settled() == 0 and time.monotonic() - started < 0.1  # nothing streaming: no wait
     endless = LogCounter(quiet=10.0, bound=0.3)
-    endless.add(1)
+    endless.add(line(1, time.time() - 5))
     started = time.monotonic()
-    assert endless.settled() == 1 and time.monotonic() - started < 2.0  # a model that never stops: bounded
+    assert endless.settled() == 1 and time.monotonic() - started < 2.0  # a stream that never catches up: bounded
+
+
+def test_the_log_count_of_a_model_that_keeps_printing_returns_once_the_stream_caught_up() -> None:
+    # a heartbeat every 20 ms, forever: waiting for quiet would cost the whole bound on every usage() call
+    counter, stop = LogCounter(quiet=10.0, bound=30.0), threading.Event()
+    counter.add(line(100, time.time() - 1))
+
+    def heartbeat() -> None:
+        while not stop.wait(0.02):
+            counter.add(line(100))
+
+    beating = threading.Thread(target=heartbeat)
+    beating.start()
+    try:
+        started = time.monotonic()
+        assert counter.settled() >= 200  # the old line and at least the first stamped after the ask
+        assert time.monotonic() - started < 5.0
+    finally:
+        stop.set()
+        beating.join()
+    assert counter.bytes % 100 == 0  # the engine's timestamps are not counted as the model's output

@@ -12,8 +12,10 @@ in a host directory bind-mounted at ``/run/vdbench``, removed with the container
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -225,28 +227,39 @@ class AdapterReadyWait(WaitStrategy):
             lock_socket_dir(inst.socket_dir)
 
 
+_STAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z ", re.MULTILINE)
+
+
 class LogCounter:
     """Bytes of a container's output, counted as the engine's log stream delivers them.
 
     The stream lags behind the container on a busy host (the engine decodes every line; the
     reading thread waits for the GIL): a count read at once can miss most of what a chatty model
     printed a moment ago, and a 2 MiB-per-call model then passed a 1 MiB budget (seen under load).
-    ``settled()`` first lets the stream catch up: it waits while chunks still arrive, until none
-    has come for ``quiet`` seconds, at most ``bound`` seconds (a model that never stops printing).
+    The stream is read with the engine's timestamps (``docker logs -t``; not counted as output), so
+    ``settled()`` knows how far it has got: it waits until a line stamped after the moment it was
+    asked has arrived (a model that keeps printing: everything before is in), or none has come for
+    ``quiet`` seconds (a model that stopped), at most ``bound`` seconds.
     """
 
     def __init__(self, quiet: float = 0.5, bound: float = 5.0) -> None:
         self.quiet, self.bound = quiet, bound
         self.bytes = 0
+        self.stamp = 0.0  # the engine's time (epoch seconds) of the newest line delivered
         self._last = 0.0  # time.monotonic() of the last chunk
 
-    def add(self, size: int) -> None:
-        self.bytes += size
+    def add(self, chunk: bytes) -> None:
+        stamps = list(_STAMP.finditer(chunk))
+        self.bytes += len(chunk) - sum(len(m.group(0)) for m in stamps)
+        if stamps:
+            day, fraction = stamps[-1].groups()
+            when = calendar.timegm(time.strptime(day.decode(), "%Y-%m-%dT%H:%M:%S")) + float(fraction or 0)
+            self.stamp = max(self.stamp, when)
         self._last = time.monotonic()
 
     def settled(self) -> int:
-        end = time.monotonic() + self.bound
-        while time.monotonic() - self._last < self.quiet and time.monotonic() < end:
+        asked, end = time.time(), time.monotonic() + self.bound
+        while self.stamp < asked and time.monotonic() - self._last < self.quiet and time.monotonic() < end:
             time.sleep(0.05)
         return self.bytes
 
@@ -356,9 +369,9 @@ class DockerInstance:
     def _count_logs(self) -> None:
         """Follow the container's output and count it: the log cap bounds the disk, this measures the noise."""
         try:
-            self._log_stream = self._wrapped().logs(stream=True, follow=True)
+            self._log_stream = self._wrapped().logs(stream=True, follow=True, timestamps=True)
             for chunk in self._log_stream:
-                self._logs.add(len(chunk))
+                self._logs.add(chunk)
         except Exception:
             pass  # the container went away: the count so far stands
         finally:
