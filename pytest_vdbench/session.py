@@ -27,7 +27,15 @@ from pytest_vdbench.role import LEAVE_OUT_KEY, XdistRole
 from pytest_vdbench.run import ModelRun
 from pytest_vdbench.runtime import RuntimeContext, RuntimeRegistry, RuntimeUnavailable, builtin_runtimes
 from pytest_vdbench.runtime.host import HostInfo, probe_host
-from pytest_vdbench.runtime.owners import OWNER_FILE, FolderInUse, claim_folder, owner, release_folder, sweep_dead_files
+from pytest_vdbench.runtime.owners import (
+    OWNER_FILE,
+    FolderInUse,
+    claim_folder,
+    mark_kept,
+    owner,
+    release_folder,
+    sweep_dead_files,
+)
 from pytest_vdbench.timing import TimingPolicy
 
 if TYPE_CHECKING:
@@ -413,6 +421,8 @@ class VdbenchSession:
             (self.log_root / OWNER_FILE).unlink(missing_ok=True)
             if self.options.logs_dir is None and not any(p.is_file() for p in self.log_root.rglob("*")):
                 shutil.rmtree(self.log_root, ignore_errors=True)  # nothing was logged: no empty folder to point at
+            elif self.options.logs_dir is None:
+                mark_kept(self.log_root)  # a later run's sweep keeps the newest few, not every one
 
     def discard_logs(self, failed: bool) -> bool:
         """Logs nobody asked for go when the run passed; workers leave their folder to the controller."""

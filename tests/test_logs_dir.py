@@ -64,3 +64,23 @@ def test_a_failed_run_that_logged_nothing_leaves_no_empty_folder(
     result.assert_outcomes(failed=1)
     assert "build and process logs" not in result.stdout.str()
     assert not [p for p in tmp.glob("vdbench-*") if p.is_dir()], sorted(map(str, tmp.rglob("*")))
+
+
+def test_only_the_newest_failed_runs_keep_their_logs(
+    pytester: pytest.Pytester, run_vdbench: RunVdbench, write_suite: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing run keeps its logs for the user; the next runs' sweep keeps the newest 3, so a nightly
+    CI that fails every night does not fill the temporary folder one folder per run."""
+    tmp = pytester.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    suite = write_suite(toy_manifest("beta", fault="shape"))
+    printed = []
+    for _ in range(5):
+        result = run_vdbench("-p", "no:cacheprovider", "-k", "test_health or test_generate", suite=suite)
+        result.assert_outcomes(failed=1, passed=1)
+        printed.append(logs_line(result))
+        assert model_logs(printed[-1], "beta")  # what the line points at holds the model's log
+    left = sorted(p for p in tmp.glob("vdbench-*") if p.is_dir())
+    # the 5th run swept before it began: runs 2-4 were kept, and the 5th is the newest
+    assert left == sorted(printed[1:]), (left, printed)

@@ -106,6 +106,42 @@ def test_sweep_removes_only_dead_runs_work_folders_and_ledgers(tmp_path: Path, l
     assert live.exists() and kept.exists() and remote.exists() and live_ledger.exists()
 
 
+def test_the_sweep_keeps_only_the_newest_failed_runs_logs_of_this_user(tmp_path: Path) -> None:
+    def kept(name: str, since: float, uid: int | None = None) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "logs.txt").write_text("a failed run's log")
+        (path / "kept.json").write_text(json.dumps({"host": HOST, "pid": 1, "kept": since}))
+        if uid is not None:
+            os.chown(path, uid, uid)
+        return path
+
+    old = [kept(f"vdbench-old{i}", since=100.0 + i) for i in range(3)]
+    new = [kept(f"vdbench-new{i}", since=200.0 + i) for i in range(3)]
+    other_user = kept("vdbench-theirs", since=1.0, uid=os.getuid() + 4242) if os.getuid() == 0 else None
+    unmarked = tmp_path / "vdbench-pg"  # e.g. a PostgreSQL test cluster's data: never ours to sweep
+    unmarked.mkdir()
+    assert sorted(sweep_dead_files(tmp_path)) == sorted(old)
+    assert all(p.exists() for p in new) and unmarked.exists()
+    assert other_user is None or other_user.exists()
+
+
+def test_the_xdist_controllers_sweep_removes_the_runs_ledger_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers share one ledger file and none of them removes it; the controller's end-of-run sweep
+    does, engine or not (before, every xdist run left its ``vdbench-ledger-<run>.json`` in /tmp)."""
+    from pytest_vdbench.runtime import docker as docker_runtime
+
+    monkeypatch.setattr(docker_runtime, "docker_unavailable", lambda: "no engine in this test")
+    tmp = Path(tempfile.gettempdir())  # the test's own (tests/conftest.py)
+    ours, theirs = tmp / "vdbench-ledger-run1.json", tmp / "vdbench-ledger-run2.json"
+    for path in (ours, theirs, Path(f"{ours}.lock")):
+        path.write_text("{}")
+    assert docker_runtime.sweep_testrun("run1") == 0
+    assert not ours.exists() and not Path(f"{ours}.lock").exists()
+    assert theirs.exists()
+    theirs.unlink()
+
+
 class _Container:
     def __init__(self, labels: dict[str, str], removed: list[str]) -> None:
         self.labels = labels

@@ -549,12 +549,22 @@ def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any =
 RESERVE_TIMEOUT = 600.0
 
 
+def ledger_path(testrun: str) -> Path:
+    """The ledger file of one test run, in the temporary folder (its lock file is ``<path>.lock``)."""
+    return Path(tempfile.gettempdir()) / f"vdbench-ledger-{testrun}.json"
+
+
+def remove_ledger(path: Path) -> None:
+    """Delete a finished run's ledger and its lock file (nobody of that run reserves any more)."""
+    for file in (path, Path(f"{path}.lock")):
+        file.unlink(missing_ok=True)
+
+
 def default_ledger(testrun: str | None = None) -> Ledger:
     """The run's ledger: one file shared by every xdist worker of this test run (``testrun``)."""
-    uid = testrun or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     host = probe_host()
     inventory = Inventory(tuple((g.uuid, g.memory_total) for g in host.gpus), float(host.cpus), host.memory_total)
-    return Ledger(Path(tempfile.gettempdir()) / f"vdbench-ledger-{uid}.json", inventory)
+    return Ledger(ledger_path(testrun or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"), inventory)
 
 
 def options_json(spec: ModelSpec) -> str:
@@ -686,8 +696,7 @@ class DockerRuntime:
         sweep(self.client, {LABEL_RUN: self.run_id})
         self.client.close()
         if not self.is_worker:
-            for path in (self.ledger.path, Path(str(self.ledger.path) + ".lock")):
-                path.unlink(missing_ok=True)
+            remove_ledger(self.ledger.path)
 
 
 def sweep_dead(client: Any) -> tuple[int, int]:
@@ -723,7 +732,9 @@ def sweep(client: Any, labels: dict[str, str]) -> int:
 
 
 def sweep_testrun(testrun: str) -> int:
-    """The xdist controller's sweep: remove the containers of workers of ``testrun`` that died before cleanup."""
+    """The xdist controller's sweep, once every worker has ended: remove the run's ledger file (the
+    workers shared it; none of them owns its removal) and the containers of workers that died before cleanup."""
+    remove_ledger(ledger_path(testrun))
     if docker_unavailable() is not None:
         return 0
     import docker

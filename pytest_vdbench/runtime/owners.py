@@ -4,7 +4,10 @@
 * containers carry ``org.vdbench.host`` / ``org.vdbench.pid`` labels; ``vdbench clean`` and a new
   run remove only those whose owning process is gone (``owner_gone``);
 * work folders carry an ``owner.json`` until their run ends; ledger files hold their owners' pids;
-  a new run removes a SIGKILLed run's leftovers of both (``sweep_dead_files``).
+  a new run removes a SIGKILLed run's leftovers of both (``sweep_dead_files``);
+* a failed run's logs, kept in the temporary folder for the user, carry a ``kept.json``: the sweep
+  keeps the newest ``KEEP_FAILED_LOGS`` of this user's and removes older ones (pytest keeps its
+  last 3 base temporary folders the same way).
 """
 
 from __future__ import annotations
@@ -19,10 +22,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OWNER_FILE", "FolderInUse", "claim_folder", "owner", "owner_gone", "release_folder", "sweep_dead_files"]
+__all__ = [
+    "KEEP_FAILED_LOGS",
+    "OWNER_FILE",
+    "FolderInUse",
+    "claim_folder",
+    "mark_kept",
+    "owner",
+    "owner_gone",
+    "release_folder",
+    "sweep_dead_files",
+]
 
 OWNER_FILE = "owner.json"
+KEPT_FILE = "kept.json"
 CLAIM_FILE = ".vdbench-run.json"
+#: how many failed runs' kept log folders of one user survive the next run's sweep
+KEEP_FAILED_LOGS = 3
 
 
 class FolderInUse(Exception):
@@ -102,15 +118,37 @@ def release_folder(claim: Path) -> None:
             claim.unlink()
 
 
+def mark_kept(folder: Path) -> None:
+    """Mark ``folder`` as a finished, failed run's logs kept for the user (the sweep's retention)."""
+    (folder / KEPT_FILE).write_text(json.dumps({**owner(), "kept": time.time()}))
+
+
+def _kept_since(folder: Path) -> float:
+    record = _read(folder / KEPT_FILE) or {}
+    try:
+        return float(record.get("kept", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def sweep_dead_files(tmp: Path) -> list[Path]:
-    """Remove dead runs' work folders (``vdbench-*`` with an owner.json whose owner is gone) and
-    ledger files whose every entry belongs to a dead process; returns what was removed."""
+    """Remove dead runs' work folders (``vdbench-*`` with an owner.json whose owner is gone), this
+    user's kept failed-run logs past the newest ``KEEP_FAILED_LOGS``, and ledger files whose every
+    entry belongs to a dead process; returns what was removed."""
     removed: list[Path] = []
+    kept: list[Path] = []
     for folder in tmp.glob("vdbench-*"):
-        record = _read(folder / OWNER_FILE) if folder.is_dir() and not folder.is_symlink() else None
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        record = _read(folder / OWNER_FILE)
         if record is not None and owner_gone(record):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
+        elif record is None and (folder / KEPT_FILE).is_file() and folder.stat().st_uid == os.getuid():
+            kept.append(folder)
+    for folder in sorted(kept, key=_kept_since, reverse=True)[KEEP_FAILED_LOGS:]:
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
     for ledger in tmp.glob("vdbench-ledger-*.json"):
         entries = _read(ledger)
         if entries and all(owner_gone({"host": socket.gethostname(), **dict(e)}) for e in entries.values()):
