@@ -6,8 +6,12 @@ Plain helpers (``toy_manifest``, ``docker_or_skip``, ``containers``) live in ``h
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Callable
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,51 @@ from helpers import RunVdbench
 # every snapshot.
 with contextlib.suppress(ImportError):
     import psycopg  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def own_temporary_folder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own temporary folder (``TMPDIR`` for subprocesses, ``tempfile`` in this
+    process), short because sockets live there; afterwards it is checked, then removed.
+
+    What the vdbench runs of a test may leave there: a failed run's kept logs (marked ``kept.json``)
+    and a SIGKILLed run's leftovers (its owner is dead: the next run's sweep takes them). What fails
+    the test: a work folder whose owner is alive (a run that ended without its cleanup), a socket
+    folder, a ledger file of a run that ended (its controller removes it) or a reservation still held.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="vdt-", dir=tempfile.gettempdir()))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    leaks = _leftovers(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    if leaks:
+        pytest.fail("vdbench left behind in the test's temporary folder: " + "; ".join(leaks), pytrace=False)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    from pytest_vdbench.runtime.owners import owner_gone
+
+    leaks = []
+    for path in sorted(folder.glob("vdbench-*")):
+        record = _json(path / "owner.json") if path.is_dir() else None
+        if path.name.startswith("vdbench-sock-"):
+            leaks.append(f"{path.name} (a container's socket folder)")
+        elif path.name.startswith("vdbench-ledger-") and path.suffix == ".json":
+            held = [e for e in (_json(path) or {}).values() if not owner_gone({"host": socket.gethostname(), **e})]
+            if held or not (_json(path) or {}):
+                leaks.append(f"{path.name} ({len(held)} reservation(s) held)" if held else f"{path.name} (empty ledger)")
+        elif record is not None and not owner_gone(record):
+            leaks.append(f"{path.name} (work folder of a run that ended alive: {sorted(p.name for p in path.iterdir())})")
+    return leaks
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
 
 #: the flags every inner vdbench run of these tests shares: no timing noise, no cache unless asked
 QUIET = ("--benchmark-disable", "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning")
