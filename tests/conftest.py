@@ -34,7 +34,7 @@ with contextlib.suppress(ImportError):
 
 
 @pytest.fixture(autouse=True)
-def own_temporary_folder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def own_temporary_folder(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every test gets its own temporary folder (``TMPDIR`` for subprocesses, ``tempfile`` in this
     process), short because sockets live there; afterwards it is checked, then removed.
 
@@ -43,6 +43,7 @@ def own_temporary_folder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     the test: a work folder whose owner is alive (a run that ended without its cleanup), a socket
     folder, a ledger file of a run that ended (its controller removes it) or a reservation still held.
     """
+    tmp_path_factory.getbasetemp()  # fixed first: without xdist pytest picks it lazily, from TMPDIR
     folder = Path(tempfile.mkdtemp(prefix="vdt-", dir=tempfile.gettempdir()))
     monkeypatch.setenv("TMPDIR", str(folder))
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
