@@ -219,6 +219,7 @@ def _ab(args: argparse.Namespace) -> int:
         runtime = _runtime(
             args.runtime, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vdbench-ab-"))), args.sandbox
         )
+        stack.callback(runtime.close)  # its client, its ledger file: before the work folder goes
         models: list[dict[str, Any]] = [
             _time_pair(old, spec, runtime, policy, args) if old is not None
             else {"model": spec.id, "status": f"a new variant: not in {label}", "cases": []}
