@@ -33,7 +33,7 @@ SIZE_MIB = 256
 TARGET = 1.1
 
 SERVER = r"""
-import socket, sys, json, struct
+import re, socket, sys, json, struct
 size = int(sys.argv[1])
 header = json.dumps({"output": {"dtype": "F32", "shape": [size // 4], "data_offsets": [0, size]}}).encode()
 header += b" " * (-len(header) % 8)
@@ -47,6 +47,10 @@ while True:
         data = b""
         while b"\r\n\r\n" not in data:
             data += conn.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        while length and len(body) < int(length.group(1)):  # all of it: closing on unread bytes resets
+            body += conn.recv(65536)
         head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Vdbench-Seconds: 0.001\r\n\r\n" % (len(payload) + size)
         conn.sendall(head + payload)
         for _ in range(size >> 20):
