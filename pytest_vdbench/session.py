@@ -419,10 +419,11 @@ class VdbenchSession:
             shutil.rmtree(self.log_root, ignore_errors=True)
         elif not self.role.is_worker:  # kept on purpose: no longer a leftover for the next run's sweep
             (self.log_root / OWNER_FILE).unlink(missing_ok=True)
-            if self.options.logs_dir is None and not any(p.is_file() for p in self.log_root.rglob("*")):
-                shutil.rmtree(self.log_root, ignore_errors=True)  # nothing was logged: no empty folder to point at
-            elif self.options.logs_dir is None:
-                mark_kept(self.log_root)  # a later run's sweep keeps the newest few, not every one
+            if self.options.logs_dir is None:  # a temporary folder: a later run's sweep keeps the newest few
+                if any(p.is_file() for p in self.log_root.rglob("*")):
+                    mark_kept(self.log_root)
+                else:
+                    shutil.rmtree(self.log_root, ignore_errors=True)  # nothing was logged: no empty folder to point at
 
     def discard_logs(self, failed: bool) -> bool:
         """Logs nobody asked for go when the run passed; workers leave their folder to the controller."""

@@ -6,10 +6,8 @@ Plain helpers (``toy_manifest``, ``docker_or_skip``, ``containers``) live in ``h
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,27 +53,20 @@ def own_temporary_folder(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
 
 
 def _leftovers(folder: Path) -> list[str]:
-    from pytest_vdbench.runtime.owners import owner_gone
+    from pytest_vdbench.runtime.owners import OWNER_FILE, entry_gone, owner_gone, read_record
 
     leaks = []
     for path in sorted(folder.glob("vdbench-*")):
-        record = _json(path / "owner.json") if path.is_dir() else None
         if path.name.startswith("vdbench-sock-"):
             leaks.append(f"{path.name} (a container's socket folder)")
         elif path.name.startswith("vdbench-ledger-") and path.suffix == ".json":
-            held = [e for e in (_json(path) or {}).values() if not owner_gone({"host": socket.gethostname(), **e})]
-            if held or not (_json(path) or {}):
+            entries = read_record(path) or {}
+            held = [e for e in entries.values() if not entry_gone(e)]
+            if held or not entries:  # entries of dead processes only: a SIGKILLed run's, for the next sweep
                 leaks.append(f"{path.name} ({len(held)} reservation(s) held)" if held else f"{path.name} (empty ledger)")
-        elif record is not None and not owner_gone(record):
+        elif path.is_dir() and (record := read_record(path / OWNER_FILE)) is not None and not owner_gone(record):
             leaks.append(f"{path.name} (work folder of a run that ended alive: {sorted(p.name for p in path.iterdir())})")
     return leaks
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 #: the flags every inner vdbench run of these tests shares: no timing noise, no cache unless asked

@@ -111,7 +111,7 @@ def test_the_sweep_keeps_only_the_newest_failed_runs_logs_of_this_user(tmp_path:
         path = tmp_path / name
         path.mkdir()
         (path / "logs.txt").write_text("a failed run's log")
-        (path / "kept.json").write_text(json.dumps({"host": HOST, "pid": 1, "kept": since}))
+        (path / "kept.json").write_text(json.dumps({"host": HOST, "pid": 1, "since": since}))
         if uid is not None:
             os.chown(path, uid, uid)
         return path

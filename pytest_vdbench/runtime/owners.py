@@ -27,9 +27,11 @@ __all__ = [
     "OWNER_FILE",
     "FolderInUse",
     "claim_folder",
+    "entry_gone",
     "mark_kept",
     "owner",
     "owner_gone",
+    "read_record",
     "release_folder",
     "sweep_dead_files",
 ]
@@ -72,7 +74,13 @@ def owner_gone(record: Mapping[str, Any]) -> bool:
     return bool(pid) and record.get("host") == socket.gethostname() and not _pid_alive(pid)
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def entry_gone(entry: Mapping[str, Any]) -> bool:
+    """A ledger entry (it holds a pid, no host: ledgers are local) whose process is gone."""
+    return owner_gone({"host": socket.gethostname(), **entry})
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A JSON object file (owner, claim, kept mark, ledger); None when missing, torn or not an object."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -91,7 +99,7 @@ def claim_folder(folder: Path) -> Path:
         try:
             fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            held = _read(claim)
+            held = read_record(claim)
             if held is not None and int(held.get("pid", -1)) == os.getpid() and held.get("host") == socket.gethostname():
                 return claim
             if held is None or owner_gone(held):
@@ -112,7 +120,7 @@ def claim_folder(folder: Path) -> Path:
 
 def release_folder(claim: Path) -> None:
     """Give a claim back (only our own)."""
-    held = _read(claim)
+    held = read_record(claim)
     if held is not None and int(held.get("pid", -1)) == os.getpid():
         with contextlib.suppress(FileNotFoundError):
             claim.unlink()
@@ -120,13 +128,13 @@ def release_folder(claim: Path) -> None:
 
 def mark_kept(folder: Path) -> None:
     """Mark ``folder`` as a finished, failed run's logs kept for the user (the sweep's retention)."""
-    (folder / KEPT_FILE).write_text(json.dumps({**owner(), "kept": time.time()}))
+    (folder / KEPT_FILE).write_text(json.dumps(owner()))  # its ``since``: when the logs were kept
 
 
 def _kept_since(folder: Path) -> float:
-    record = _read(folder / KEPT_FILE) or {}
+    record = read_record(folder / KEPT_FILE) or {}
     try:
-        return float(record.get("kept", 0.0))
+        return float(record.get("since", 0.0))
     except (TypeError, ValueError):
         return 0.0
 
@@ -140,7 +148,7 @@ def sweep_dead_files(tmp: Path) -> list[Path]:
     for folder in tmp.glob("vdbench-*"):
         if not folder.is_dir() or folder.is_symlink():
             continue
-        record = _read(folder / OWNER_FILE)
+        record = read_record(folder / OWNER_FILE)
         if record is not None and owner_gone(record):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
@@ -150,8 +158,8 @@ def sweep_dead_files(tmp: Path) -> list[Path]:
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     for ledger in tmp.glob("vdbench-ledger-*.json"):
-        entries = _read(ledger)
-        if entries and all(owner_gone({"host": socket.gethostname(), **dict(e)}) for e in entries.values()):
+        entries = read_record(ledger)
+        if entries and all(entry_gone(e) for e in entries.values()):
             ledger.unlink(missing_ok=True)
             removed.append(ledger)
     return removed
