@@ -59,6 +59,9 @@ def write_zoo(suite: Path, count: int) -> list[str]:
 def pytest_run(cwd: Path, suite: Path, *extra: str) -> tuple[float, str]:
     args = [sys.executable, "-m", "pytest", "--vdbench", f"--vdbench-suite={suite}", "--vdbench-runtime=docker"]
     args += ["-p", "no:cacheprovider", "--benchmark-disable"]
+    # the dev environment's Hypothesis plugin (the test suite's, not vdbench's) imports all of
+    # Hypothesis in every process's terminal summary: ~1 s per xdist worker at the end of a run
+    args += ["-p", "no:hypothesispytest"]
     args += ["-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning"]
     start = time.perf_counter()
     proc = subprocess.run([*args, *extra], cwd=cwd, capture_output=True, text=True, check=False, timeout=TIMEOUT)

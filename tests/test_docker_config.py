@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import os
 import socket
 import threading
@@ -15,7 +16,7 @@ import yaml
 from helpers import toy_manifest
 from pytest_vdbench.manifest import ModelSpec, load_manifest
 from pytest_vdbench.protocols import NATIVE, ready_probe
-from pytest_vdbench.runtime.docker import DockerInstance, LogCounter, remove_socket_dir
+from pytest_vdbench.runtime.docker import DockerInstance, LogCounter, remove_socket_dir, stamped_size
 
 pytest.importorskip("testcontainers")
 
@@ -139,3 +140,52 @@ def test_the_log_count_of_a_model_that_keeps_printing_returns_once_the_stream_ca
         stop.set()
         beating.join()
     assert counter.bytes % 100 == 0  # the engine's timestamps are not counted as the model's output
+
+
+def test_the_log_count_reads_the_lagging_tail_from_the_engine_without_waiting() -> None:
+    # the stream has delivered 1 of a chatty model's 40 lines; the engine holds all 40 (and the
+    # already counted one again: its since is inclusive). One read of the tail makes the count exact.
+    printed = time.time() - 1
+    lines = [line(50_000, printed + i / 1000) for i in range(40)]
+    asked: list[float | None] = []
+
+    def fetch(since: float | None) -> bytes:
+        asked.append(since)
+        return b"".join(lines)  # an engine answering more than asked: what was counted is not counted twice
+
+    counter = LogCounter(quiet=10.0, bound=30.0, fetch=fetch)
+    counter.add(lines[0])
+    started = time.monotonic()
+    assert counter.settled() == 2_000_000
+    assert time.monotonic() - started < 1.0  # no quiet wait (the old count waited 10 s here)
+    assert asked[0] is not None and abs(asked[0] - printed) < 0.001
+    assert counter.bytes == 50_000  # the stream's own count is untouched: it delivers the rest itself
+    nothing = LogCounter(fetch=lambda since: b"")
+    assert nothing.settled() == 0
+    fresh = LogCounter(fetch=lambda since: line(7) if since is None else b"")
+    assert fresh.settled() == 7  # nothing streamed yet: the whole log is asked for
+
+
+def test_the_log_count_waits_for_the_stream_when_the_engine_does_not_answer() -> None:
+    def gone(since: float | None) -> bytes:
+        raise RuntimeError("404 Client Error: No such container")
+
+    counter = LogCounter(quiet=0.3, bound=5.0, fetch=gone)
+    counter.add(line(100, time.time() - 1))
+    started = time.monotonic()
+    assert counter.settled() == 100
+    assert 0.2 < time.monotonic() - started < 3.0  # the quiet wait, as without an engine to ask
+
+
+def test_log_stamps_are_read_to_the_nanosecond_whatever_their_length() -> None:
+    # the engine trims trailing zeros (RFC 3339 nano): .5 and .500000001 are 1 ns apart, not equal
+    chunk = b"2026-12-04T20:07:05.5Z aa\n2026-12-04T20:07:05.500000001Z bbb\n2026-12-04T20:07:06Z c\n"
+    size, newest = stamped_size(chunk, 0)
+    assert size == len(b"aa\nbbb\nc\n")
+    half = (calendar.timegm((2026, 12, 4, 20, 7, 5, 0, 0, 0)) * 10**9) + 500_000_000
+    assert stamped_size(chunk, half) == (len(b"bbb\nc\n"), newest)
+    assert stamped_size(chunk, half + 1)[0] == len(b"c\n")
+    assert newest == half + 500_000_000
+    counter = LogCounter()
+    counter.add(b"left of a split frame\n" + chunk)
+    assert counter.bytes == len(b"left of a split frame\naa\nbbb\nc\n")  # bytes before a stamp are output too

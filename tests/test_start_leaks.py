@@ -115,6 +115,9 @@ class _NoThread:
         raise RuntimeError("can't start new thread")
 
 
+#: the steps whose failure comes before the fake engine creates a container (the others must find one)
+BEFORE_CREATE = {"configure the container", "create/start the container", "wait for readiness"}
+
 #: step name -> how to make that step fail (monkeypatch applied before start)
 STEPS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     "configure the container": lambda mp: mp.setattr(
@@ -129,7 +132,7 @@ STEPS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     "find the cgroup": lambda mp: mp.setattr(docker_runtime, "find_cgroup", _raise(PermissionError("/sys/fs/cgroup"))),
     "first sample": lambda mp: mp.setattr(docker_runtime.DockerInstance, "_read", _raise(OSError("stats API gone"))),
     "sampler thread": lambda mp: mp.setattr(
-        docker_runtime, "threading", types.SimpleNamespace(Event=threading.Event, Thread=_NoThread)
+        docker_runtime, "threading", types.SimpleNamespace(Event=threading.Event, Lock=threading.Lock, Thread=_NoThread)
     ),
 }
 
@@ -158,6 +161,7 @@ def test_a_failure_at_each_step_of_start_releases_the_reservation(
     with pytest.raises(StartupError) as info:
         runtime.start(spec)
     assert "leaky" in str(info.value)
+    assert engine.created or step in BEFORE_CREATE, f"{step}: failed before that step ({info.value})"
     assert_nothing_held(runtime, engine)
     assert set(Path(docker_runtime.tempfile.gettempdir()).glob("vdbench-sock-*")) <= sockets
 
@@ -225,3 +229,49 @@ def test_waiting_for_resources_is_bounded_and_names_the_holder(
         runtime.start(spec)
     assert engine.created == []
     runtime.ledger.release(holder)
+
+
+class _EmptiedCgroup:
+    """A container's cgroup once its processes are gone (what the kernel shows right after the kill)."""
+
+    def read(self) -> None:
+        return None
+
+    def emptied(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("cgroup", [True, False], ids=["processes-gone", "no-cgroup-files"])
+def test_stop_gives_back_once_the_processes_are_gone_and_close_waits_for_the_removal(
+    cgroup: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: Engine,
+    make_runtime: Callable[..., docker_runtime.DockerRuntime],
+) -> None:
+    """The engine's removal (mostly taking the container's network down) need not hold the next model's CPUs."""
+    if cgroup:
+        monkeypatch.setattr(docker_runtime, "find_cgroup", lambda cid: _EmptiedCgroup())
+    teardown = threading.Event()
+    slow_remove = FakeWrapped.remove
+
+    def remove(self: FakeWrapped, force: bool = False, v: bool = False) -> None:
+        teardown.wait(5)
+        slow_remove(self, force=force, v=v)
+
+    monkeypatch.setattr(FakeWrapped, "remove", remove)
+    spec = spec_for(tmp_path)
+    runtime = make_runtime(spec)
+    instance = runtime.start(spec)
+    if cgroup:
+        instance.stop()  # returns while the engine is still removing
+        assert runtime.ledger.held() == {} and not engine.created[0].removed
+        assert not instance.removed(timeout=0.05)
+        teardown.set()
+        runtime.close()  # waits for every removal this runtime began
+        assert engine.created[0].removed and instance.removed(timeout=0)
+    else:  # where the cgroup cannot be read, nothing says the processes are gone: hold until removed
+        threading.Timer(0.3, teardown.set).start()
+        instance.stop()
+        assert engine.created[0].removed and runtime.ledger.held() == {}
+    assert_nothing_held(runtime, engine)

@@ -99,8 +99,13 @@ def _time_rounds(run: ModelRun, case: Case, benchmark: Any) -> None:
         _generate(run, case, "warmup")
     run.mark(f"{case.id}:rounds")
 
-    def enough() -> None:
-        reason = stop_reason(result.timed(), run.policy)
+    timed, seen = result.timed(), len(result.rounds)
+
+    def enough() -> None:  # before every round: the new rounds only are read (rebuilding the list cost O(n) a round)
+        nonlocal seen
+        timed.extend(r.round_trip for r in result.rounds[seen:] if r.phase == "timed")
+        seen = len(result.rounds)
+        reason = stop_reason(timed, run.policy)
         if reason is not None:
             result.stopped = reason
             raise _Enough

@@ -167,6 +167,8 @@ class ReportRecorder:
         self.session.skipped.update(output.get("vdbench_skipped", {}))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.is_worker:  # nobody reads a worker's terminal: the controller prints every model's line
+            return
         from pytest_vdbench.report.summary import summary_lines
 
         lines = [*self.session.notices, *summary_lines(self.session)]

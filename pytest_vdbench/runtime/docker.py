@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -136,6 +137,7 @@ CONTAINER_UID = DEFAULT_HARDENING.user  # the user every model runs as; it must 
 LOG_MAX_SIZE, LOG_MAX_FILES = "10m", 3  # the engine keeps at most 30 MiB of a container's logs
 NOFILE = 4096  # open files per container (the adapter server caps connections at 512)
 SOCKET_DIR_BYTES = 256 * 1024  # the sandbox's socket folder: a tmpfs this small (when the host can mount)
+REMOVE_WAIT = 60.0  # seconds stop() waits for a container's processes to go, close() for its removal
 
 
 def neighbour_limits() -> dict[str, Any]:
@@ -237,31 +239,66 @@ class LogCounter:
     reading thread waits for the GIL): a count read at once can miss most of what a chatty model
     printed a moment ago, and a 2 MiB-per-call model then passed a 1 MiB budget (seen under load).
     The stream is read with the engine's timestamps (``docker logs -t``; not counted as output), so
-    ``settled()`` knows how far it has got: it waits until a line stamped after the moment it was
-    asked has arrived (a model that keeps printing: everything before is in), or none has come for
-    ``quiet`` seconds (a model that stopped), at most ``bound`` seconds.
+    the counter knows how far it has got. ``settled()`` asks the engine for what came after that
+    (``fetch(since)``, one non-streamed read of the lagging tail) and adds it, without waiting.
+    Without ``fetch`` (or when the engine does not answer) it waits instead: until a line stamped
+    after the moment it was asked has arrived (a model that keeps printing: everything before is
+    in), or none has come for ``quiet`` seconds (a model that stopped), at most ``bound`` seconds.
     """
 
-    def __init__(self, quiet: float = 0.5, bound: float = 5.0) -> None:
-        self.quiet, self.bound = quiet, bound
+    def __init__(self, quiet: float = 0.5, bound: float = 5.0, fetch: Callable[[float | None], bytes] | None = None) -> None:
+        self.quiet, self.bound, self.fetch = quiet, bound, fetch
         self.bytes = 0
-        self.stamp = 0.0  # the engine's time (epoch seconds) of the newest line delivered
+        self.stamp = 0  # the engine's time (epoch nanoseconds) of the newest line delivered
         self._last = 0.0  # time.monotonic() of the last chunk
+        self._lock = threading.Lock()
 
     def add(self, chunk: bytes) -> None:
-        stamps = list(_STAMP.finditer(chunk))
-        self.bytes += len(chunk) - sum(len(m.group(0)) for m in stamps)
-        if stamps:
-            day, fraction = stamps[-1].groups()
-            when = calendar.timegm(time.strptime(day.decode(), "%Y-%m-%dT%H:%M:%S")) + float(fraction or 0)
-            self.stamp = max(self.stamp, when)
-        self._last = time.monotonic()
+        size, newest = stamped_size(chunk, 0)
+        first = _STAMP.search(chunk)
+        size += first.start() if first is not None else len(chunk)  # output before any stamp is output too
+        with self._lock:
+            self.bytes += size
+            self.stamp = max(self.stamp, newest)
+            self._last = time.monotonic()
 
     def settled(self) -> int:
-        asked, end = time.time(), time.monotonic() + self.bound
+        if self.fetch is not None:
+            with self._lock:
+                counted, stamp = self.bytes, self.stamp
+            try:  # the engine's since is inclusive and a float: ask a little early, keep only what is newer
+                tail = self.fetch(stamp / 1e9 - 1e-6 if stamp else None)
+            except Exception:
+                pass  # the container is gone or the engine is busy: wait for the stream instead
+            else:
+                return counted + stamped_size(tail, stamp)[0]
+        asked, end = time.time_ns(), time.monotonic() + self.bound
         while self.stamp < asked and time.monotonic() - self._last < self.quiet and time.monotonic() < end:
             time.sleep(0.05)
         return self.bytes
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_ns(day: bytes) -> int:
+    """A stamp's whole seconds (``2026-12-04T20:07:05``, UTC) as epoch nanoseconds."""
+    return calendar.timegm(time.strptime(day.decode(), "%Y-%m-%dT%H:%M:%S")) * 10**9
+
+
+def stamped_size(chunk: bytes, after: int) -> tuple[int, int]:
+    """(output bytes of the lines stamped after ``after`` ns, the newest stamp in ns) of a ``logs -t`` read.
+
+    The engine stamps each line (a line over 16 KiB comes in stamped parts); the stamps are not output.
+    """
+    size, newest = 0, after
+    stamps = list(_STAMP.finditer(chunk))
+    for i, match in enumerate(stamps):
+        day, fraction = match.groups()
+        when = _epoch_ns(day) + int((fraction or b".")[1:].ljust(9, b"0")[:9])
+        end = stamps[i + 1].start() if i + 1 < len(stamps) else len(chunk)
+        if when > after:
+            size += end - match.end()
+        newest = max(newest, when)
+    return size, newest
 
 
 class DockerInstance:
@@ -296,8 +333,9 @@ class DockerInstance:
         self.reservation: Reservation | None = None
         self.on_stop: Callable[[], None] | None = None
         self._stop_sampling = threading.Event()
-        self._logs = LogCounter()
+        self._logs = LogCounter(fetch=self._log_tail)
         self._log_stream: Any = None
+        self._removal: threading.Thread | None = None
         self.port = protocol.port(spec.manifest)
         try:
             self.container = self._container(image, run_id, gpu_uuids, testrun, sandbox, protocol)
@@ -378,6 +416,10 @@ class DockerInstance:
             with contextlib.suppress(Exception):
                 if self._log_stream is not None:
                     self._log_stream.close()
+
+    def _log_tail(self, since: float | None) -> bytes:
+        """The engine's log lines (stamped) from ``since`` (epoch seconds) on, read at once; raises once gone."""
+        return bytes(self._wrapped().logs(stream=False, timestamps=True, since=since))
 
     def _wrapped(self) -> Any:
         """The docker-py container, or None while none was created (a failed create or start)."""
@@ -487,7 +529,12 @@ class DockerInstance:
             return set()
 
     def stop(self) -> ResourceUsage:
-        """Read the final state (OOM, exit code) before removing the container; never raises."""
+        """Read the final state (OOM, exit code), then remove the container; never raises.
+
+        The removal goes on in the background (``removed()`` waits for it): the engine spends most
+        of it taking the container's network down. What the model held (CPUs, memory, GPUs) is given
+        back (``on_stop``) as soon as its processes are gone, so the next model need not wait for that.
+        """
         if self._final is not None:
             return self._final
         try:
@@ -495,17 +542,41 @@ class DockerInstance:
         except Exception:
             usage = ResourceUsage(running=False)
         self._stop_sampling.set()
+        usage.running = False
+        self._final = usage
+        removal = threading.Thread(target=self._remove, name=f"vdbench-remove-{self.spec.id}")
+        try:
+            removal.start()
+            self._removal = removal
+        except RuntimeError:  # no thread to be had: remove it here and now
+            self._remove()
+        deadline = time.monotonic() + REMOVE_WAIT
+        try:
+            while removal.is_alive() and not self._processes_gone() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:  # a Ctrl-C in this wait still gives the reservation back (the removal goes on)
+            if self.on_stop is not None:
+                self.on_stop()
+        return usage
+
+    def _processes_gone(self) -> bool:
+        """True once the container's cgroup holds no process (False where the cgroup files are not visible)."""
+        return self._cgroup is not None and self._cgroup.emptied()
+
+    def _remove(self) -> None:
         wrapped = self._wrapped()
         if wrapped is not None:
             with contextlib.suppress(Exception):  # already gone; the session sweep double-checks
                 wrapped.remove(force=True, v=True)
-        usage.running = False
-        self._final = usage
         if self.socket_dir is not None:
             remove_socket_dir(self.socket_dir)
-        if self.on_stop is not None:
-            self.on_stop()
-        return usage
+
+    def removed(self, timeout: float = REMOVE_WAIT) -> bool:
+        """Wait for the background removal that ``stop()`` began; True once it has ended (or none began)."""
+        if self._removal is not None:
+            self._removal.join(timeout)
+            return not self._removal.is_alive()
+        return True
 
 
 def build_model_image(client: Any, spec: ModelSpec, log_dir: Path, stream: Any = None) -> BuildInfo:
@@ -693,6 +764,8 @@ class DockerRuntime:
     def close(self) -> None:
         for instance in self._instances:
             instance.stop()
+        for instance in self._instances:
+            instance.removed()
         sweep(self.client, {LABEL_RUN: self.run_id})
         self.client.close()
         if not self.is_worker:

@@ -60,6 +60,13 @@ class CgroupReader:
             return None  # the cgroup is gone (container removed)
         return CgroupReading(memory=memory, peak=peak, cpu_seconds=cpu)
 
+    def emptied(self) -> bool:
+        """True once no process is left in the container's cgroup (or the cgroup is gone)."""
+        try:
+            return not (self.memory_dir / "cgroup.procs").read_text().strip()
+        except OSError:
+            return True
+
 
 def find_cgroup(container_id: str, root: Path = CGROUP_ROOT) -> CgroupReader | None:
     """The reader for a local container's cgroup (cgroupfs or systemd driver, v1 or v2), or None."""
