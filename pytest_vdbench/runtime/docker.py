@@ -3,7 +3,8 @@
 Each container renders the model's ``runtime/plan.py`` plan (limits, hardening, mounts, labels,
 readiness) as docker-py arguments (``docker_run_kwargs``). Ports are published on 127.0.0.1 only
 and the harness talks to 127.0.0.1 only. Containers are labelled with the run id and are always
-removed: on stop, and by a sweep at session end.
+removed: on stop (the model's reservation goes back once its processes are gone; the engine's
+removal goes on in the background and ``close()`` waits for it), and by a sweep at session end.
 
 The ``network: none`` sandbox (manifest ``sandbox.network`` or ``--vdbench-sandbox``) gives the
 container no network at all: no ports are published and the adapter serves HTTP on a Unix socket
