@@ -256,8 +256,6 @@ class LogCounter:
 
     def add(self, chunk: bytes) -> None:
         size, newest = stamped_size(chunk, 0)
-        first = _STAMP.search(chunk)
-        size += first.start() if first is not None else len(chunk)  # output before any stamp is output too
         with self._lock:
             self.bytes += size
             self.stamp = max(self.stamp, newest)
@@ -289,9 +287,11 @@ def stamped_size(chunk: bytes, after: int) -> tuple[int, int]:
     """(output bytes of the lines stamped after ``after`` ns, the newest stamp in ns) of a ``logs -t`` read.
 
     The engine stamps each line (a line over 16 KiB comes in stamped parts); the stamps are not output.
+    Bytes before the first stamp (a frame split from its stamp) are output too; a read the engine
+    answers from ``since`` on starts at a stamp, so it has none.
     """
-    size, newest = 0, after
     stamps = list(_STAMP.finditer(chunk))
+    size, newest = stamps[0].start() if stamps else len(chunk), after
     for i, match in enumerate(stamps):
         day, fraction = match.groups()
         when = _epoch_ns(day) + int((fraction or b".")[1:].ljust(9, b"0")[:9])
